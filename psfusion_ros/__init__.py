@@ -1,0 +1,16 @@
+"""psfusion_ros: PSFusion infrared/visible fusion and segmentation for ROS 2 and offline tools."""
+
+from psfusion_ros.model import CheckpointError, PSFusion, PSFusionOutput, load_checkpoint, save_checkpoint
+from psfusion_ros.pipeline import FusionPipeline, FusionResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "FusionPipeline",
+    "FusionResult",
+    "PSFusion",
+    "PSFusionOutput",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -1,0 +1,62 @@
+"""Network-size rules and the resampling used on the way in and out of the network.
+
+Two resamplers: ``paper`` reproduces the reference test script (PIL bicubic on 8-bit images, both ways),
+``fast`` uses OpenCV (area when shrinking, bilinear when growing) for the live node.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from psfusion_ros.constants import SIZE_MULTIPLE
+
+RESAMPLERS = ("paper", "fast")
+
+
+def floor_to_multiple(height: int, width: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+    """Largest (H, W) ≤ the input that the network accepts, as the reference's ``w - w % 32``."""
+    if height < multiple or width < multiple:
+        raise ValueError(f"image {height}x{width} is smaller than the network minimum {multiple}x{multiple}")
+    return height - height % multiple, width - width % multiple
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"480x640"`` → (480, 640); both must be positive multiples of 32."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"network size {text!r} is not of the form HxW, e.g. 480x640")
+    size = int(match.group(1)), int(match.group(2))
+    check_network_size(size)
+    return size
+
+
+def check_network_size(size: tuple[int, int]) -> None:
+    """Raise ``ValueError`` unless both sides are positive multiples of 32."""
+    h, w = size
+    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        raise ValueError(f"network size {h}x{w} must be positive multiples of {SIZE_MULTIPLE}")
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], resample: str = "paper") -> np.ndarray:
+    """Resize an (H,W) or (H,W,3) image (uint8 or float32) to ``size`` = (H, W)."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    if resample == "paper":
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BICUBIC))
+    if resample == "fast":
+        shrinking = h * w < image.shape[0] * image.shape[1]
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    raise ValueError(f"unknown resampler {resample!r}; expected one of {RESAMPLERS}")
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize for class-id maps (never invents classes at boundaries)."""
+    h, w = size
+    if labels.shape[:2] == (h, w):
+        return labels
+    return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)

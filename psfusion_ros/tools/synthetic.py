@@ -1,0 +1,86 @@
+"""Deterministic synthetic drives: a visible frame and a co-registered thermal frame per time step.
+
+Used by the demo and by tests, so that they need no dataset: a road at dusk with cars and pedestrians
+that are dim in the visible image and hot in the thermal one (the case fusion is for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: Scene temperatures in °C.
+AMBIENT_C, ROAD_C, PERSON_C, ENGINE_C, SKY_C = 12.0, 16.0, 34.0, 60.0, -5.0
+
+
+@dataclass(frozen=True)
+class SceneFrame:
+    visible: np.ndarray  # (H, W, 3) uint8 RGB
+    temperature: np.ndarray  # (H, W) float32 °C, pixel-aligned with ``visible``
+
+
+def _draw(vi: np.ndarray, th: np.ndarray, shape: str, pts: tuple, colour: tuple, temp: float) -> None:
+    if shape == "rect":
+        (x0, y0), (x1, y1) = pts
+        cv2.rectangle(vi, (x0, y0), (x1, y1), colour, -1)
+        cv2.rectangle(th, (x0, y0), (x1, y1), temp, -1)
+    else:
+        centre, axes = pts
+        cv2.ellipse(vi, centre, axes, 0, 0, 360, colour, -1)
+        cv2.ellipse(th, centre, axes, 0, 0, 360, temp, -1)
+
+
+def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0) -> SceneFrame:
+    """Frame ``t`` of a drive: the same ``(t, size, seed)`` always gives the same pixels."""
+    rng = np.random.default_rng(seed * 100_003 + t)
+    h, w = height, width
+    horizon = int(h * 0.42)
+    vi = np.zeros((h, w, 3), np.uint8)
+    th = np.full((h, w), AMBIENT_C, np.float32)
+
+    # Dusk sky and ground.
+    sky = np.linspace(70, 25, horizon, dtype=np.float32)[:, None]
+    vi[:horizon] = np.stack([sky * 0.8, sky * 0.8, sky * 1.2], -1).clip(0, 255).astype(np.uint8)
+    th[:horizon] = SKY_C
+    vi[horizon:] = (38, 42, 36)
+    road = np.array([[w * 0.44, horizon], [w * 0.56, horizon], [w * 0.98, h], [w * 0.02, h]], np.int32)
+    cv2.fillPoly(vi, [road], (55, 55, 58))
+    cv2.fillPoly(th, [road], ROAD_C)
+    for k in range(6):  # lane dashes scroll towards the camera
+        y = horizon + ((k * 23 + t * 7) % (h - horizon))
+        half = max(1, int(1 + 3 * (y - horizon) / (h - horizon)))
+        cv2.rectangle(vi, (w // 2 - half, y), (w // 2 + half, y + 2 * half), (170, 170, 150), -1)
+
+    # Buildings on the horizon: visible texture, cool in thermal.
+    for k in range(5):
+        x0 = int((k * w / 5 + t * 1.5) % w)
+        top = horizon - int(h * (0.12 + 0.05 * (k % 3)))
+        _draw(vi, th, "rect", ((x0, top), (x0 + w // 8, horizon)), (60 + 8 * k, 50, 45), AMBIENT_C - 2)
+
+    # Cars: dark in the visible image, hot engines and tyres in thermal.
+    for k in range(2):
+        cx = int(w * (0.3 + 0.35 * k) + 6 * np.sin(0.3 * t + k))
+        cy = int(h * (0.72 - 0.08 * k))
+        cw, ch = w // 7, h // 10
+        _draw(vi, th, "rect", ((cx - cw, cy - ch), (cx + cw, cy + ch)), (35 + 20 * k, 30, 70), AMBIENT_C + 8)
+        _draw(vi, th, "rect", ((cx - cw // 2, cy), (cx + cw // 2, cy + ch)), (30, 28, 60), ENGINE_C)
+
+    # Pedestrians: almost invisible at dusk, bright in thermal.
+    for k in range(3):
+        px = int((w * (0.15 + 0.3 * k) + t * (2 + k)) % w)
+        py = int(h * 0.62)
+        _draw(vi, th, "ellipse", ((px, py), (w // 60 + 2, h // 12)), (45, 44, 42), PERSON_C)
+        _draw(vi, th, "ellipse", ((px, py - h // 10), (w // 90 + 2, h // 40 + 2)), (50, 46, 44), PERSON_C + 1)
+
+    th = cv2.GaussianBlur(th, (0, 0), 1.2)  # thermal optics are soft
+    th += rng.normal(0.0, 0.25, th.shape).astype(np.float32)  # sensor noise (NETD)
+    noisy = vi.astype(np.int16) + rng.normal(0.0, 3.0, vi.shape).astype(np.int16)
+    return SceneFrame(noisy.clip(0, 255).astype(np.uint8), th)
+
+
+def temperature_to_uint8(temperature: np.ndarray, low: float = SKY_C, high: float = ENGINE_C) -> np.ndarray:
+    """Map °C linearly to 8-bit grey (the 'L' infrared images datasets ship)."""
+    scaled = (temperature - low) / (high - low) * 255.0
+    return np.clip(scaled, 0, 255).astype(np.uint8)

@@ -1,0 +1,53 @@
+"""ament_python package: builds with colcon in a ROS 2 workspace and installs with pip in a venv."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "psfusion_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy",
+        "opencv-python-headless",
+        "pillow",
+        "pyyaml",
+        "tqdm",
+        "matplotlib",
+        "rosbags",
+        "torch>=2.3",
+    ],
+    extras_require={
+        # In a ROS 2 workspace these come from the ROS installation; in a plain venv from PyPI wheels.
+        "ros": [
+            "ros-rclpy",
+            "ros-sensor-msgs",
+            "ros-std-msgs",
+            "ros-diagnostic-msgs",
+            "ros-rmw-fastrtps-cpp",
+        ],
+        "tensorrt": ["torch-tensorrt"],
+        "test": ["pytest", "ruff"],
+    },
+    zip_safe=True,
+    maintainer="psfusion_ros developers",
+    maintainer_email="psfusion-ros@example.com",
+    description="PSFusion infrared/visible image fusion and semantic segmentation for ROS 2",
+    license="MIT",
+    entry_points={
+        "console_scripts": [
+            "psfusion-fuse = psfusion_ros.tools.fuse:main",
+            "psfusion-demo = psfusion_ros.tools.demo:main",
+        ],
+    },
+)

@@ -1,0 +1,95 @@
+"""The FusionPipeline end to end with the real network at small size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import deterministic_pair
+from psfusion_ros import FusionPipeline, PSFusion
+
+
+@pytest.fixture(scope="module")
+def pipeline(det_model: PSFusion) -> FusionPipeline:
+    return FusionPipeline(det_model, device="cpu")
+
+
+def _pair(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.random((h, w, 3)) * 255).astype(np.uint8), (rng.random((h, w)) * 255).astype(np.uint8)
+
+
+def test_outputs_are_in_the_visible_frame_geometry(pipeline: FusionPipeline) -> None:
+    vi, ir = _pair(70, 100)
+    result = pipeline(vi, ir)
+    assert result.network_size == (64, 96)
+    assert result.fused.shape == (70, 100, 3) and result.fused.dtype == np.uint8
+    assert result.class_ids.shape == (70, 100) and result.class_ids.dtype == np.uint8
+    assert result.class_ids.max() < 9
+    assert set(result.timing_ms) == {"preprocess", "inference", "postprocess"}
+
+
+def test_grey_visible_gives_grey_fused_output(pipeline: FusionPipeline) -> None:
+    _, ir = _pair(64, 96)
+    grey = np.full((64, 96, 3), 90, np.uint8)
+    fused = pipeline(grey, ir).fused.astype(int)
+    assert np.abs(fused[..., 0] - fused[..., 1]).max() <= 1
+    assert np.abs(fused[..., 2] - fused[..., 1]).max() <= 1
+    assert fused.std() > 0  # the network's luminance, not the flat input
+
+
+def test_float_thermal_matches_uint8_thermal(pipeline: FusionPipeline) -> None:
+    vi, ir = _pair(64, 96)
+    a = pipeline(vi, ir)
+    b = pipeline(vi, ir.astype(np.float32) / 255.0)
+    assert np.abs(a.fused.astype(int) - b.fused.astype(int)).max() <= 1
+
+
+def test_batch_equals_one_by_one(pipeline: FusionPipeline) -> None:
+    pairs = [_pair(64, 96, seed) for seed in range(2)]
+    batch = pipeline.run_batch([p[0] for p in pairs], [p[1] for p in pairs])
+    for (vi, ir), result in zip(pairs, batch):
+        single = pipeline(vi, ir)
+        assert np.abs(single.fused.astype(int) - result.fused.astype(int)).max() <= 1
+        assert (single.class_ids == result.class_ids).mean() > 0.99
+
+
+def test_fixed_network_size(det_model: PSFusion) -> None:
+    fixed = FusionPipeline(det_model, device="cpu", network_size=(32, 64), resample="fast")
+    vi, ir = _pair(120, 160)
+    result = fixed(vi, ir)
+    assert result.network_size == (32, 64) and result.fused.shape == (120, 160, 3)
+
+
+@pytest.mark.parametrize(
+    ("vi", "ir", "message"),
+    [
+        (np.zeros((64, 96, 3), np.uint8), np.zeros((64, 90), np.uint8), "differ in size"),
+        (np.zeros((64, 96), np.uint8), np.zeros((64, 96), np.uint8), "visible frame must be"),
+        (np.zeros((64, 96, 3), np.float64), np.zeros((64, 96), np.uint8), "visible frame must be"),
+        (np.zeros((64, 96, 3), np.uint8), np.zeros((64, 96), np.uint16), "thermal frame must be"),
+        (np.zeros((20, 96, 3), np.uint8), np.zeros((20, 96), np.uint8), "smaller than the network minimum"),
+    ],
+)
+def test_bad_frames_raise_clear_errors(pipeline: FusionPipeline, vi, ir, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pipeline(vi, ir)
+
+
+def test_bad_configuration_is_rejected(det_model: PSFusion) -> None:
+    with pytest.raises(ValueError, match="multiples of 32"):
+        FusionPipeline(det_model, device="cpu", network_size=(100, 100))
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        FusionPipeline(det_model, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="unknown resampler"):
+        FusionPipeline(det_model, device="cpu", resample="nearest")
+
+
+def test_bf16_stays_close_to_fp32(det_model: PSFusion) -> None:
+    vi_t, ir_t = deterministic_pair(64, 96)  # smooth, image-like input
+    vi = (vi_t[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    ir = (ir_t[0, 0].numpy() * 255).astype(np.uint8)
+    fp32 = FusionPipeline(det_model, device="cpu")(vi, ir).fused.astype(float)
+    bf16 = FusionPipeline(det_model, device="cpu", precision="bf16")(vi, ir).fused.astype(float)
+    assert np.abs(fp32 - bf16).mean() < 4
+    assert np.corrcoef(fp32.ravel(), bf16.ravel())[0, 1] > 0.99
