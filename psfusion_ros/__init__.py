@@ -1,11 +1,12 @@
 """psfusion_ros: PSFusion infrared/visible fusion and segmentation for ROS 2 and offline tools."""
 
 from psfusion_ros.model import CheckpointError, PSFusion, PSFusionOutput, load_checkpoint, save_checkpoint
-from psfusion_ros.pipeline import FusionPipeline, FusionResult
+from psfusion_ros.pipeline import ApproximateTimeSync, FusionPipeline, FusionResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApproximateTimeSync",
     "CheckpointError",
     "FusionPipeline",
     "FusionResult",

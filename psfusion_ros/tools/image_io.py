@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from psfusion_ros.constants import MSRS_PALETTE
+from psfusion_ros.pipeline.color import colorize
+
+__all__ = ["colorize", "matched_names", "natural_key", "read_image", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -44,10 +46,3 @@ def write_image(path: Path, image: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.partial")
     Image.fromarray(image).save(tmp, format=fmt)
     os.replace(tmp, path)
-
-
-def colorize(class_ids: np.ndarray) -> np.ndarray:
-    """Class ids → RGB with the MSRS palette (ids beyond the palette are drawn white)."""
-    palette = np.full((256, 3), 255, np.uint8)
-    palette[: len(MSRS_PALETTE)] = MSRS_PALETTE
-    return palette[class_ids]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import DATA_DIR
+from helpers import DATA_DIR
 from psfusion_ros import CheckpointError, PSFusion, load_checkpoint, save_checkpoint
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DATA_DIR, deterministic_pair
+from helpers import DATA_DIR, deterministic_pair
 from psfusion_ros import PSFusion
 from psfusion_ros.constants import PARAMETER_COUNT, STATE_DICT_ENTRIES
 from psfusion_ros.model.blocks import FReLU

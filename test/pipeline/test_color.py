@@ -8,7 +8,7 @@ from psfusion_ros.pipeline.color import fuse_luminance, rgb_to_ycrcb, to_uint8, 
 
 
 def _px(r: float, g: float, b: float) -> torch.Tensor:
-    return torch.tensor([r, g, b], dtype=torch.float64).view(1, 3, 1, 1)
+    return torch.tensor([r, g, b], dtype=torch.float64).view(1, 1, 3)
 
 
 def test_rgb_to_ycrcb_hand_values() -> None:
@@ -30,21 +30,21 @@ def test_chroma_is_clamped_like_the_reference() -> None:
 
 def test_ycrcb_to_rgb_hand_values() -> None:
     # Y=.5, Cr=.6, Cb=.4: R = .5 + 1.403*.1 = .6403; G = .5 - .714*.1 - .344*(-.1) = .463; B = .5 - .1773 = .3227
-    rgb = ycrcb_to_rgb(*(torch.tensor(v, dtype=torch.float64).view(1, 1, 1, 1) for v in (0.5, 0.6, 0.4)))
+    rgb = ycrcb_to_rgb(*(torch.tensor(v, dtype=torch.float64).view(1, 1) for v in (0.5, 0.6, 0.4)))
     torch.testing.assert_close(rgb.flatten(), torch.tensor([0.6403, 0.463, 0.3227], dtype=torch.float64))
 
 
 def test_grey_visible_gives_grey_fused_image_with_network_luma() -> None:
-    grey = torch.full((1, 3, 4, 5), 0.3)
-    fused_y = torch.linspace(0, 1, 20).view(1, 1, 4, 5)
+    grey = torch.full((4, 5, 3), 0.3)
+    fused_y = torch.linspace(0, 1, 20).view(4, 5)
     rgb = fuse_luminance(fused_y, grey)
     for c in range(3):
-        torch.testing.assert_close(rgb[:, c : c + 1], fused_y, atol=1e-6, rtol=0)
+        torch.testing.assert_close(rgb[..., c], fused_y, atol=1e-6, rtol=0)
 
 
 def test_round_trip_within_reference_matrix_precision() -> None:
     torch.manual_seed(0)
-    rgb = torch.rand(1, 3, 8, 8, dtype=torch.float64) * 0.8 + 0.1
+    rgb = torch.rand(8, 8, 3, dtype=torch.float64) * 0.8 + 0.1
     back = ycrcb_to_rgb(*rgb_to_ycrcb(rgb))
     assert (back - rgb).abs().max() < 2e-3  # the reference's rounded coefficients are not exact inverses
 

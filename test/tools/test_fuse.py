@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA_DIR, SHARED_PAIRS
+from helpers import DATA_DIR, SHARED_PAIRS
 from psfusion_ros import FusionPipeline, load_checkpoint
 from psfusion_ros.constants import MSRS_PALETTE
 from psfusion_ros.tools.fuse import fuse_folders

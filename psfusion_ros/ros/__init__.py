@@ -1,0 +1,1 @@
+"""ROS 2 layer: message conversion, the node, diagnostics. Only node.py imports rclpy."""

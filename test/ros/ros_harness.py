@@ -1,0 +1,112 @@
+"""Real rclpy across processes: a private DDS domain on loopback, bounded waits, everything stopped.
+
+Import this module before anything that initializes ROS: it sets the domain for the whole test run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS_FILE = REPO / "config" / "psfusion.yaml"
+NODE = str(Path(sys.executable).parent / "psfusion_node")
+DOMAIN_ID = str(50 + os.getpid() % 150)
+
+# The test process and its children share one private domain, discovered on loopback only.
+os.environ["ROS_DOMAIN_ID"] = DOMAIN_ID
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+import rclpy  # noqa: E402  (after the environment is set)
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from psfusion_ros.ros.image_codec import fill_image  # noqa: E402
+
+
+class NodeProcess:
+    """``psfusion_node`` started from its console script with the launch file's YAML."""
+
+    def __init__(self, overrides: dict[str, object], log: Path) -> None:
+        args = [NODE, "--ros-args", "--params-file", str(PARAMS_FILE)]
+        for key, value in overrides.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            args += ["-p", f"{key}:={text}"]
+        self.log = log
+        self._log_file = log.open("w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
+
+    def output(self) -> str:
+        if not self._log_file.closed:
+            self._log_file.flush()
+        return self.log.read_text()
+
+    def interrupt(self, timeout: float = 20.0) -> int:
+        """SIGINT, as Ctrl-C or ros2 launch would; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log_file.close()
+
+
+class Harness:
+    """A test-side node that publishes camera streams and records everything the node publishes."""
+
+    def __init__(self, reliability: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node("psfusion_test_harness", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        qos = QoSProfile(depth=10, reliability=reliability)
+        self.pub_thermal = self.node.create_publisher(Image, "thermal/image_raw", qos)
+        self.pub_rgb = self.node.create_publisher(Image, "rgb/image_raw", qos)
+        self.received: dict[str, list] = {}
+
+    def record(self, msg_type: type, topic: str, depth: int = 50) -> list:
+        store = self.received.setdefault(topic, [])
+        self.node.create_subscription(msg_type, topic, store.append, depth)
+        return store
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return condition()
+
+    def wait_for_node(self, timeout: float = 60.0) -> bool:
+        return self.spin_until(
+            lambda: self.pub_thermal.get_subscription_count() > 0 and self.pub_rgb.get_subscription_count() > 0,
+            timeout,
+        )
+
+    def image(self, pixels: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> Image:
+        msg = fill_image(Image(), pixels, encoding)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.frame_id = frame_id
+        return msg
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

@@ -1,0 +1,139 @@
+"""psfusion_node end to end: real processes, real rclpy, real network at 64x96."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from psfusion_ros.constants import MSRS_PALETTE
+from ros_harness import Harness
+
+RGB_SIZE = (96, 128)  # H, W: not the network size, so the outputs must be resized back
+THERMAL_SIZE = (60, 80)  # a smaller thermal sensor: identity registration rescales it
+PERIOD_NS = 100_000_000
+
+
+def _frames(k: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(k)
+    thermal = (20_000 + 3_000 * rng.random(THERMAL_SIZE)).astype(np.uint16)  # raw 16-bit counts
+    rgb = (rng.random(RGB_SIZE + (3,)) * 255).astype(np.uint8)
+    return thermal, rgb
+
+
+def _node_args(checkpoint: Path, **extra: object) -> dict[str, object]:
+    return {"checkpoint": str(checkpoint), "network_height": 64, "network_width": 96, "device": "cpu",
+            "diagnostics.period": 0.5, **extra}
+
+
+def _play(h: Harness, count: int, start_k: int = 0, thermal_encoding: str = "mono16") -> list[Image]:
+    """Publish ``count`` pairs (thermal 1 ms before RGB) and spin a little between them."""
+    sent = []
+    for k in range(start_k, start_k + count):
+        thermal, rgb = _frames(k)
+        stamp = 1_700_000_000_000_000_000 + k * PERIOD_NS
+        h.pub_thermal.publish(h.image(thermal, thermal_encoding, stamp - 1_000_000, "thermal_optical"))
+        rgb_msg = h.image(rgb, "rgb8", stamp, "rgb_optical")
+        info = CameraInfo(header=rgb_msg.header, width=RGB_SIZE[1], height=RGB_SIZE[0])
+        info.k = [100.0, 0.0, 64.0, 0.0, 100.0, 48.0, 0.0, 0.0, 1.0]
+        h.node_info_pub.publish(info)
+        h.pub_rgb.publish(rgb_msg)
+        sent.append(rgb_msg)
+        h.spin_until(lambda: False, 0.3)
+    return sent
+
+
+def _status(h: Harness) -> list:
+    return [s for arr in h.received.get("/diagnostics", []) for s in arr.status if s.name == "psfusion: fusion"]
+
+
+@pytest.mark.parametrize("reliability", [ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE])
+def test_node_fuses_live_mono16_and_rgb8(start_node, official_checkpoint: Path, reliability) -> None:
+    node = start_node(**_node_args(official_checkpoint))
+    h = Harness(reliability)
+    try:
+        h.node_info_pub = h.node.create_publisher(CameraInfo, "rgb/camera_info", 10)
+        fused = h.record(Image, "fused/image")
+        masks = h.record(Image, "segmentation/mask")
+        colors = h.record(Image, "segmentation/color")
+        infos = h.record(CameraInfo, "fused/camera_info")
+        h.record(DiagnosticArray, "/diagnostics")
+        assert h.wait_for_node(), node.output()
+        h.spin_until(lambda: h.node_info_pub.get_subscription_count() > 0, 10)
+        sent = _play(h, 8)
+        assert h.spin_until(lambda: len(fused) >= 3 and len(masks) >= 3 and len(colors) >= 1, 60), node.output()
+        assert h.spin_until(lambda: len(_status(h)) >= 2, 10)
+    finally:
+        h.close()
+    assert node.interrupt() == 0, node.output()
+
+    by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in sent}
+    for out in fused:
+        src = by_stamp[(out.header.stamp.sec, out.header.stamp.nanosec)]  # the RGB frame's header
+        assert out.header.frame_id == src.header.frame_id == "rgb_optical"
+        assert (out.encoding, out.height, out.width) == ("rgb8", *RGB_SIZE)
+        assert out.step == RGB_SIZE[1] * 3 and len(out.data) == out.step * out.height
+    for mask in masks:
+        assert (mask.header.stamp.sec, mask.header.stamp.nanosec) in by_stamp
+        assert (mask.encoding, mask.height, mask.width) == ("mono8", *RGB_SIZE)
+        assert np.frombuffer(mask.data, np.uint8).max() < 9
+    colour = np.frombuffer(colors[0].data, np.uint8).reshape(*RGB_SIZE, 3)
+    palette = {tuple(c) for c in MSRS_PALETTE}
+    assert {tuple(c) for c in colour.reshape(-1, 3)} <= palette
+    assert infos and infos[0].header.frame_id == "rgb_optical" and infos[0].width == RGB_SIZE[1]
+    status = _status(h)[-1]
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values["matched pairs"]) >= 3 and values["device"] == "cpu"
+    assert values["network size"] == "64x96" and float(values["latency p50 (ms)"]) > 0
+    assert "stopped cleanly" in node.output()
+
+
+def test_bad_input_is_reported_not_fatal(start_node, official_checkpoint: Path) -> None:
+    node = start_node(**_node_args(official_checkpoint))
+    h = Harness()
+    try:
+        h.node_info_pub = h.node.create_publisher(CameraInfo, "rgb/camera_info", 10)
+        fused = h.record(Image, "fused/image")
+        h.record(DiagnosticArray, "/diagnostics")
+        assert h.wait_for_node(), node.output()
+        # An unknown encoding and a truncated buffer, repeated until the node has seen them (best effort).
+        bad = h.image(np.zeros((8, 8), np.uint8), "mono8", 1, "x")
+        bad.encoding = "bayer_rggb8"
+        truncated = h.image(np.zeros((8, 8), np.uint16), "mono16", 2, "x")
+        truncated.data = truncated.data[:10]
+
+        def decode_errors() -> int:
+            for status in reversed(_status(h)):
+                return int({kv.key: kv.value for kv in status.values}["thermal decode errors"])
+            return 0
+
+        for _ in range(20):
+            h.pub_thermal.publish(bad)
+            h.pub_thermal.publish(truncated)
+            if h.spin_until(lambda: decode_errors() >= 2, 1.0):
+                break
+        assert decode_errors() >= 2
+        assert any(s.level == b"\x01" for s in _status(h))
+        _play(h, 4, thermal_encoding="mono16")
+        assert h.spin_until(lambda: len(fused) >= 1, 60), node.output()  # still fusing
+        assert node.proc.poll() is None
+    finally:
+        h.close()
+    assert node.interrupt() == 0
+    assert "Traceback" not in node.output()
+    assert "unsupported encoding 'bayer_rggb8'" in node.output()
+
+
+def test_bad_configuration_exits_with_one_line(start_node, tmp_path: Path) -> None:
+    node = start_node(checkpoint=str(tmp_path / "missing.pth"))
+    assert node.proc.wait(timeout=60) == 2
+    out = node.output().strip().splitlines()
+    assert out[-1].startswith("psfusion_node: error: ") and "no such file" in out[-1]
+    assert "Traceback" not in node.output()
+    node = start_node(checkpoint="x.pth", network_height=100)
+    assert node.proc.wait(timeout=60) == 2
+    assert "multiples of 32" in node.output()
