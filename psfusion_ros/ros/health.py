@@ -106,7 +106,8 @@ class HealthMonitor:
             problems: list[tuple[int, str]] = []
             for name, meter in self._input_rates.items():
                 values[f"{name} rate (Hz)"] = f"{meter.rate(now):.2f}"
-                since = now - (meter.last if meter.last is not None else (self._started or now))
+                origin = self._started if self._started is not None else now
+                since = now - (meter.last if meter.last is not None else origin)
                 values[f"{name} age (s)"] = f"{since:.2f}" if meter.last is not None else "never"
                 if since > self.stale_timeout_s:
                     state = f"stale for {since:.1f} s" if meter.last is not None else "no messages yet"

@@ -1,0 +1,99 @@
+"""Thermal→RGB registration: identity, homography, camera_info, CPU and tensor paths agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from psfusion_ros.pipeline.registration import CameraModel, Registration
+
+
+def _scene(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return (np.sin(x / 7.0) * np.cos(y / 5.0) * 0.5 + 0.5).astype(np.float32)
+
+
+def test_identity_is_a_passthrough_or_a_rescale() -> None:
+    frame = _scene(48, 64)
+    reg = Registration("identity")
+    assert reg.apply(frame, (48, 64)) is frame
+    up = reg.apply(frame, (96, 128))
+    assert up.shape == (96, 128)
+    assert np.allclose(up, cv2.resize(frame, (128, 96), interpolation=cv2.INTER_LINEAR))
+
+
+def test_homography_moves_content_where_it_maps() -> None:
+    frame = np.zeros((60, 80), np.float32)
+    frame[20, 30] = 1.0
+    H = np.array([[1.0, 0.0, 12.0], [0.0, 1.0, -5.0], [0.0, 0.0, 1.0]])  # thermal (30,20) → rgb (42,15)
+    out = Registration("homography", homography=H).apply(frame, (60, 80))
+    assert np.unravel_index(np.argmax(out), out.shape) == (15, 42)
+    assert out[:, :12].max() == 0.0  # uncovered RGB pixels read 0
+
+
+def test_homography_matches_opencv_warp_perspective() -> None:
+    frame = _scene(60, 80)
+    H = np.array([[1.05, 0.02, 3.0], [-0.01, 0.98, 2.0], [1e-4, -2e-4, 1.0]])
+    ours = Registration("homography", homography=H).apply(frame, (70, 90))
+    ref = cv2.warpPerspective(frame, H, (90, 70), flags=cv2.INTER_LINEAR)
+    assert np.abs(ours[5:-5, 5:-5] - ref[5:-5, 5:-5]).max() < 1e-3
+
+
+def test_tensor_path_matches_the_cpu_path() -> None:
+    frame = _scene(60, 80)
+    H = np.array([[1.02, 0.01, 4.0], [0.0, 1.01, -2.0], [0.0, 0.0, 1.0]])
+    reg = Registration("homography", homography=H)
+    cpu = reg.apply(frame, (64, 96))
+    tensor = reg.apply(torch.from_numpy(frame), (64, 96))
+    assert isinstance(tensor, torch.Tensor)
+    assert np.abs(tensor.numpy()[2:-2, 2:-2] - cpu[2:-2, 2:-2]).max() < 1e-3
+
+
+def _camera(w: int, h: int, f: float) -> CameraModel:
+    return CameraModel(w, h, np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]]), np.zeros(5))
+
+
+def test_camera_info_mode_equals_the_plane_induced_homography() -> None:
+    thermal, rgb = _camera(80, 60, 70.0), _camera(128, 96, 110.0)
+    R = cv2.Rodrigues(np.array([0.01, -0.02, 0.005]))[0]
+    t = np.array([0.10, 0.02, 0.0])  # thermal camera 10 cm right of the RGB camera
+    d = 8.0
+    reg = Registration("camera_info", rotation=R, translation=t, plane_depth=d, thermal_camera=thermal,
+                       rgb_camera=rgb)
+    # X_rgb = R X_t + t, plane z_rgb = d  ⇒  x_t ~ K_t Rᵀ (I - t nᵀ / d) K_rgb⁻¹ x_rgb with n = (0, 0, 1)
+    n = np.array([0.0, 0.0, 1.0])
+    H_rgb_to_t = thermal.K @ R.T @ (np.eye(3) - np.outer(t, n) / d) @ np.linalg.inv(rgb.K)
+    map_x, map_y = reg.maps((96, 128), (60, 80))
+    for u, v in [(0, 0), (64, 48), (127, 95), (10, 80)]:
+        p = H_rgb_to_t @ np.array([u, v, 1.0])
+        assert abs(map_x[v, u] - p[0] / p[2]) < 1e-3 and abs(map_y[v, u] - p[1] / p[2]) < 1e-3
+
+
+def test_camera_info_mode_waits_for_intrinsics() -> None:
+    reg = Registration("camera_info")
+    assert not reg.ready
+    with pytest.raises(ValueError, match="needs both cameras' camera_info"):
+        reg.apply(_scene(60, 80), (96, 128))
+    reg.set_cameras(_camera(80, 60, 70.0), _camera(128, 96, 110.0))
+    assert reg.ready and reg.apply(_scene(60, 80), (96, 128)).shape == (96, 128)
+
+
+def test_calibration_file_and_bad_values(tmp_path: Path) -> None:
+    path = tmp_path / "calib.yaml"
+    path.write_text(yaml.safe_dump({"mode": "homography", "homography": [[1, 0, 5], [0, 1, 0], [0, 0, 1]]}))
+    reg = Registration.from_file(path)
+    assert reg.mode == "homography" and reg.homography[0, 2] == 5
+    path.write_text(yaml.safe_dump({"mode": "homography", "homography": [1, 2, 3]}))
+    with pytest.raises(ValueError, match="homography must be 9 finite numbers"):
+        Registration.from_file(path)
+    with pytest.raises(ValueError, match="cannot read calibration"):
+        Registration.from_file(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="singular"):
+        Registration("homography", homography=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="unknown registration mode"):
+        Registration("affine")

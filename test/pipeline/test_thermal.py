@@ -1,0 +1,85 @@
+"""Raw thermal normalization: counts, temperatures, modes, smoothing, NaN/Inf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from psfusion_ros.pipeline.thermal import ThermalConfig, ThermalNormalizer
+
+
+def _ramp(lo: float, hi: float, dtype: type) -> np.ndarray:
+    return np.linspace(lo, hi, 100 * 120).reshape(100, 120).astype(dtype)
+
+
+def test_mono16_counts_use_the_occupied_range_not_the_type_range() -> None:
+    counts = _ramp(21_000, 23_000, np.uint16)  # a 14-bit camera's typical sliver of 0..65535
+    out = ThermalNormalizer(ThermalConfig(smoothing=0.0))(counts)
+    assert out.dtype == np.float32 and out.min() == 0.0 and out.max() == 1.0
+    assert 0.45 < out.mean() < 0.55  # not near-black, as counts / 65535 would be (~0.34 flat)
+
+
+def test_percentile_ignores_hot_outliers_and_minmax_does_not() -> None:
+    frame = _ramp(20.0, 30.0, np.float32)
+    frame[0, :5] = 500.0  # a few saturated pixels (sun, exhaust)
+    pct = ThermalNormalizer(ThermalConfig("percentile", smoothing=0.0))(frame)
+    mm = ThermalNormalizer(ThermalConfig("minmax", smoothing=0.0))(frame)
+    assert pct[50].mean() > 0.4 and mm[50].mean() < 0.05
+
+
+def test_fixed_range_and_inversion() -> None:
+    frame = np.array([[10.0, 20.0, 30.0, 40.0]], np.float32)
+    out = ThermalNormalizer(ThermalConfig("fixed", fixed_min=20.0, fixed_max=40.0))(frame)
+    assert out.tolist() == [[0.0, 0.0, 0.5, 1.0]]
+    inv = ThermalNormalizer(ThermalConfig("fixed", fixed_min=20.0, fixed_max=40.0, invert=True))(frame)
+    assert inv.tolist() == [[1.0, 1.0, 0.5, 0.0]]
+
+
+def test_nan_and_inf_are_ignored_for_the_range_and_read_as_zero() -> None:
+    frame = _ramp(0.0, 10.0, np.float32)
+    frame[10:20, 10:20] = np.nan
+    frame[30, 30] = np.inf
+    frame[31, 31] = -np.inf
+    plain = ThermalNormalizer(ThermalConfig(smoothing=0.0))(frame)
+    inverted = ThermalNormalizer(ThermalConfig(smoothing=0.0, invert=True))(frame)
+    finite = np.isfinite(frame)
+    for out in (plain, inverted):
+        assert np.isfinite(out).all() and out[15, 15] == 0.0 and out[30, 30] == 0.0 and out[31, 31] == 0.0
+    assert np.allclose(inverted[finite], 1.0 - plain[finite])
+    assert 0.4 < plain[50:].mean() < 1.0
+    all_nan = np.full((8, 8), np.nan, np.float32)
+    assert (ThermalNormalizer()(all_nan) == 0).all()
+
+
+def test_smoothing_damps_brightness_flicker() -> None:
+    base = _ramp(20_000, 22_000, np.uint16)
+    hot = base.copy()
+    hot[:30] = 30_000  # a hot object enters for one frame
+    smooth = ThermalNormalizer(ThermalConfig(smoothing=0.8))
+    jumpy = ThermalNormalizer(ThermalConfig(smoothing=0.0))
+    for n in (smooth, jumpy):
+        n(base)
+    change_smooth = abs(smooth(hot)[60:].mean() - smooth(base)[60:].mean())
+    jumpy_hot = jumpy(hot)[60:].mean()
+    change_jumpy = abs(jumpy_hot - jumpy(base)[60:].mean())
+    assert change_smooth < 0.5 * change_jumpy
+    smooth.reset()
+    assert smooth.current_range is None
+
+
+def test_mono8_passes_through_unless_asked() -> None:
+    frame = np.array([[0, 51, 255]], np.uint8)
+    assert np.allclose(ThermalNormalizer()(frame), [[0.0, 0.2, 1.0]])
+    stretched = ThermalNormalizer(ThermalConfig("minmax", normalize_8bit=True, smoothing=0.0))(
+        np.array([[100, 150, 200]], np.uint8))
+    assert np.allclose(stretched, [[0.0, 0.5, 1.0]])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [ThermalConfig(mode="gamma"), ThermalConfig(low_percentile=99, high_percentile=1),
+     ThermalConfig(smoothing=1.0), ThermalConfig(mode="fixed", fixed_min=5, fixed_max=5)],
+)
+def test_invalid_configurations(config: ThermalConfig) -> None:
+    with pytest.raises(ValueError):
+        ThermalNormalizer(config)
