@@ -48,6 +48,7 @@ setup(
         "console_scripts": [
             "psfusion-fuse = psfusion_ros.tools.fuse:main",
             "psfusion-demo = psfusion_ros.tools.demo:main",
+            "psfusion-calibrate = psfusion_ros.tools.calibrate:main",
             "psfusion_node = psfusion_ros.ros.node:main",
         ],
     },

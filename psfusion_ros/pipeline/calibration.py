@@ -1,0 +1,102 @@
+"""Thermal→RGB homography from point correspondences, and the calibration YAML the node reads."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+MIN_POINTS = 4
+
+
+@dataclass
+class HomographyFit:
+    homography: np.ndarray  # (3, 3), thermal pixel → RGB pixel
+    inliers: np.ndarray  # (N,) bool
+    errors_px: np.ndarray  # (N,) reprojection error of every correspondence
+
+    @property
+    def rms_px(self) -> float:
+        return float(np.sqrt(np.mean(self.errors_px[self.inliers] ** 2)))
+
+    @property
+    def max_px(self) -> float:
+        return float(self.errors_px[self.inliers].max())
+
+
+def project(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a homography to (N, 2) points."""
+    return cv2.perspectiveTransform(np.asarray(points, np.float64).reshape(-1, 1, 2), homography).reshape(-1, 2)
+
+
+def estimate_homography(thermal_pts: np.ndarray, rgb_pts: np.ndarray, ransac_px: float = 3.0) -> HomographyFit:
+    """Least squares on all points, or RANSAC (threshold ``ransac_px``) when there are 8 or more."""
+    src = np.asarray(thermal_pts, np.float64).reshape(-1, 2)
+    dst = np.asarray(rgb_pts, np.float64).reshape(-1, 2)
+    if len(src) != len(dst):
+        raise ValueError(f"{len(src)} thermal points but {len(dst)} RGB points")
+    if len(src) < MIN_POINTS:
+        raise ValueError(f"a homography needs at least {MIN_POINTS} correspondences, got {len(src)}")
+    method = cv2.RANSAC if len(src) >= 8 else 0
+    H, mask = cv2.findHomography(src, dst, method, ransac_px)
+    if H is None:
+        raise ValueError("no homography fits these points (are they collinear or duplicated?)")
+    inliers = mask.ravel().astype(bool) if mask is not None else np.ones(len(src), bool)
+    if method == cv2.RANSAC and inliers.sum() >= MIN_POINTS:  # refine on the inliers only
+        H, _ = cv2.findHomography(src[inliers], dst[inliers], 0)
+    errors = np.linalg.norm(project(H, src) - dst, axis=1)
+    return HomographyFit(H / H[2, 2], inliers, errors)
+
+
+def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Correspondences from CSV (``thermal_x,thermal_y,rgb_x,rgb_y``) or YAML (``pairs`` or ``thermal``/``rgb``)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read points ({exc.strerror})") from None
+    try:
+        if path.suffix.lower() == ".csv":
+            rows = [r for r in text.splitlines() if r.strip() and not r.lstrip().startswith("#")]
+            if rows and not rows[0].replace(",", "").replace(".", "").replace("-", "").replace(" ", "").isdigit():
+                rows = rows[1:]  # header
+            data = np.array([[float(v) for v in r.split(",")] for r in rows], np.float64).reshape(-1, 4)
+        else:
+            doc = yaml.safe_load(text) or {}
+            if "pairs" in doc:
+                data = np.asarray(doc["pairs"], np.float64).reshape(-1, 4)
+            else:
+                data = np.hstack([np.asarray(doc["thermal"], np.float64).reshape(-1, 2),
+                                  np.asarray(doc["rgb"], np.float64).reshape(-1, 2)])
+    except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        raise ValueError(f"{path}: expected rows of thermal_x,thermal_y,rgb_x,rgb_y "
+                         "(CSV) or 'pairs'/'thermal'+'rgb' lists (YAML)") from None
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path}: points must be finite numbers")
+    return data[:, :2], data[:, 2:]
+
+
+def write_calibration(path: str | Path, fit: HomographyFit, thermal_size: tuple[int, int] | None = None,
+                      rgb_size: tuple[int, int] | None = None) -> None:
+    """The YAML that ``registration.calibration_file`` and :meth:`Registration.from_file` read."""
+    doc = {
+        "mode": "homography",
+        "homography": [[float(v) for v in row] for row in fit.homography],
+        "direction": "thermal pixel (x, y, 1) -> RGB pixel",
+        "points": int(len(fit.errors_px)),
+        "inliers": int(fit.inliers.sum()),
+        "reprojection_rms_px": round(fit.rms_px, 4),
+        "reprojection_max_px": round(fit.max_px, 4),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if thermal_size:
+        doc["thermal_size"] = list(thermal_size)
+    if rgb_size:
+        doc["rgb_size"] = list(rgb_size)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("# psfusion_ros thermal→RGB registration (psfusion-calibrate)\n"
+                          + yaml.safe_dump(doc, sort_keys=False))
