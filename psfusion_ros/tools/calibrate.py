@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"psfusion-calibrate: homography from {len(fit.errors_px)} points ({int(fit.inliers.sum())} inliers): "
               f"reprojection RMS {fit.rms_px:.3f} px, max {fit.max_px:.3f} px -> {args.out}")
         if fit.rms_px > 2.0:
-            print("psfusion-calibrate: warning: RMS above 2 px: check the clicked pairs in the overlay", file=sys.stderr)
+            print("psfusion-calibrate: warning: RMS above 2 px: check the clicked pairs in the overlay",
+                  file=sys.stderr)
         if thermal is not None and rgb is not None:
             out = Path(args.overlay) if args.overlay else Path(args.out).with_suffix(".overlay.png")
             write_image(out, overlay(rgb, thermal, fit.homography, thermal_pts, rgb_pts))

@@ -84,3 +84,23 @@ def temperature_to_uint8(temperature: np.ndarray, low: float = SKY_C, high: floa
     """Map °C linearly to 8-bit grey (the 'L' infrared images datasets ship)."""
     scaled = (temperature - low) / (high - low) * 255.0
     return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def misalignment_homography(rgb_size: tuple[int, int], thermal_size: tuple[int, int],
+                            rotation_deg: float = 1.5, shift_px: tuple[float, float] = (6.0, -4.0)) -> np.ndarray:
+    """A known thermal→RGB homography: scale between the sensors, a small roll and an offset."""
+    sx, sy = rgb_size[1] / thermal_size[1], rgb_size[0] / thermal_size[0]
+    c, s = np.cos(np.radians(rotation_deg)), np.sin(np.radians(rotation_deg))
+    cx, cy = rgb_size[1] / 2, rgb_size[0] / 2
+    scale = np.diag([sx, sy, 1.0])
+    rotate = np.array([[c, -s, cx - c * cx + s * cy], [s, c, cy - s * cx - c * cy], [0, 0, 1.0]])
+    shift = np.array([[1, 0, shift_px[0]], [0, 1, shift_px[1]], [0, 0, 1.0]])
+    return shift @ rotate @ scale
+
+
+def thermal_counts(frame: SceneFrame, thermal_size: tuple[int, int], thermal_to_rgb: np.ndarray) -> np.ndarray:
+    """What a misaligned 16-bit radiometric camera would deliver: 100 counts per kelvin above −40 °C."""
+    seen = cv2.warpPerspective(frame.temperature, np.linalg.inv(thermal_to_rgb),
+                               (thermal_size[1], thermal_size[0]), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    return np.clip((seen + 40.0) * 100.0, 0, 65535).astype(np.uint16)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ros_harness import Harness, NodeProcess
+from ros_harness import PARAMS_FILE, Harness, NodeProcess
 
 
 @pytest.fixture()
@@ -22,7 +22,7 @@ def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     started: list[NodeProcess] = []
 
     def start(**overrides: object) -> NodeProcess:
-        proc = NodeProcess(overrides, tmp_path / f"node{len(started)}.log")
+        proc = NodeProcess(overrides, tmp_path / f"node{len(started)}.log", PARAMS_FILE)
         started.append(proc)
         return proc
 

@@ -6,9 +6,6 @@ Import this module before anything that initializes ROS: it sets the domain for 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +14,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "config" / "psfusion.yaml"
-NODE = str(Path(sys.executable).parent / "psfusion_node")
 DOMAIN_ID = str(50 + os.getpid() % 150)
 
 # The test process and its children share one private domain, discovered on loopback only.
@@ -31,40 +27,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from psfusion_ros.ros.image_codec import fill_image  # noqa: E402
-
-
-class NodeProcess:
-    """``psfusion_node`` started from its console script with the launch file's YAML."""
-
-    def __init__(self, overrides: dict[str, object], log: Path) -> None:
-        args = [NODE, "--ros-args", "--params-file", str(PARAMS_FILE)]
-        for key, value in overrides.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            args += ["-p", f"{key}:={text}"]
-        self.log = log
-        self._log_file = log.open("w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
-
-    def output(self) -> str:
-        if not self._log_file.closed:
-            self._log_file.flush()
-        return self.log.read_text()
-
-    def interrupt(self, timeout: float = 20.0) -> int:
-        """SIGINT, as Ctrl-C or ros2 launch would; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self._log_file.close()
+from psfusion_ros.ros.process import NodeProcess  # noqa: E402,F401  (re-exported for the fixtures)
 
 
 class Harness:

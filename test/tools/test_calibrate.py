@@ -18,10 +18,10 @@ CLI = str(Path(sys.executable).parent / "psfusion-calibrate")
 TRUE_H = np.array([[1.95, 0.06, 12.0], [-0.04, 1.92, 8.0], [1.2e-4, -0.8e-4, 1.0]])
 
 
-def _grid_error(H: np.ndarray) -> float:
+def _grid_error(homography: np.ndarray) -> float:
     xs, ys = np.meshgrid(np.linspace(0, 159, 17), np.linspace(0, 119, 13))
     pts = np.column_stack([xs.ravel(), ys.ravel()])
-    return float(np.linalg.norm(project(H, pts) - project(TRUE_H, pts), axis=1).max())
+    return float(np.linalg.norm(project(homography, pts) - project(TRUE_H, pts), axis=1).max())
 
 
 def _points(n: int, noise_px: float, outliers: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

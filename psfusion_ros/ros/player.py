@@ -1,0 +1,138 @@
+"""Plays a synthetic drive into a running psfusion_node over ROS and records what comes back.
+
+Used by ``make demo`` and ``psfusion-bench soak``: a real publisher/subscriber pair in its own rclpy
+context, so the node is exercised exactly as a camera driver and a consumer would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from psfusion_ros.ros.image_codec import decode_image, fill_image
+from psfusion_ros.tools.synthetic import misalignment_homography, synthetic_frame, thermal_counts
+
+
+@dataclass
+class Received:
+    """Bounded record of the node's outputs."""
+
+    fused: deque = field(default_factory=lambda: deque(maxlen=4))
+    masks: deque = field(default_factory=lambda: deque(maxlen=4))
+    colors: deque = field(default_factory=lambda: deque(maxlen=4))
+    diagnostics: deque = field(default_factory=lambda: deque(maxlen=4))
+    fused_count: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    stamps: list[int] = field(default_factory=list)
+
+
+class DrivePlayer:
+    def __init__(self, rgb_size: tuple[int, int], thermal_size: tuple[int, int], frames: int = 12,
+                 seed: int = 0) -> None:
+        self.rgb_size, self.thermal_size = rgb_size, thermal_size
+        self.thermal_to_rgb = misalignment_homography(rgb_size, thermal_size)
+        self.scenes = [synthetic_frame(t, *rgb_size, seed=seed) for t in range(frames)]
+        self.thermal = [thermal_counts(s, thermal_size, self.thermal_to_rgb) for s in self.scenes]
+        self.sent_stamps: dict[int, int] = {}  # stamp_ns → scene index
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node("psfusion_drive_player", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.pub_thermal = self.node.create_publisher(Image, "thermal/image_raw", qos_profile_sensor_data)
+        self.pub_rgb = self.node.create_publisher(Image, "rgb/image_raw", qos_profile_sensor_data)
+        self.received = Received()
+        self.node.create_subscription(Image, "fused/image", self._on_fused, 10)
+        self.node.create_subscription(Image, "segmentation/mask", self.received.masks.append, 10)
+        self.node.create_subscription(Image, "segmentation/color", self.received.colors.append, 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.received.diagnostics.append, 10)
+
+    def _now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def _on_fused(self, msg: Image) -> None:
+        r = self.received
+        r.fused.append(msg)
+        r.fused_count += 1
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        r.stamps.append(stamp)
+        if len(r.latency_ms) < 100_000:
+            r.latency_ms.append((self._now_ns() - stamp) / 1e6)
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=min(0.02, max(deadline - time.monotonic(), 0.0)))
+
+    def wait_for_node(self, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pub_thermal.get_subscription_count() and self.pub_rgb.get_subscription_count():
+                self.spin_for(0.5)  # let the node's readers match ours too
+                return True
+            self.spin_for(0.1)
+        return False
+
+    def publish(self, index: int) -> int:
+        """Publish scene ``index`` (modulo the drive): thermal first, RGB 2 ms later, as real cameras drift."""
+        k = index % len(self.scenes)
+        stamp = self._now_ns()
+        thermal = fill_image(Image(), self.thermal[k], "mono16")
+        thermal.header.stamp.sec, thermal.header.stamp.nanosec = divmod(stamp - 2_000_000, 1_000_000_000)
+        thermal.header.frame_id = "thermal_optical"
+        rgb = fill_image(Image(), self.scenes[k].visible, "rgb8")
+        rgb.header.stamp.sec, rgb.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        rgb.header.frame_id = "rgb_optical"
+        self.pub_thermal.publish(thermal)
+        self.pub_rgb.publish(rgb)
+        if len(self.sent_stamps) < 100_000:
+            self.sent_stamps[stamp] = k
+        return stamp
+
+    def play(self, count: int, rate_hz: float) -> None:
+        """Publish ``count`` pairs at ``rate_hz``, spinning in between so outputs are received."""
+        period = 1.0 / rate_hz
+        start = time.monotonic()
+        for i in range(count):
+            self.publish(i)
+            self.spin_for(max(start + (i + 1) * period - time.monotonic(), 0.0))
+
+    def last_diagnostics(self) -> dict[str, str]:
+        for array in reversed(self.received.diagnostics):
+            for status in array.status:
+                if status.name.endswith(": fusion"):
+                    values = {kv.key: kv.value for kv in status.values}
+                    values["level"] = str(int.from_bytes(status.level, "little") if isinstance(status.level, bytes)
+                                          else status.level)
+                    values["message"] = status.message
+                    return values
+        return {}
+
+    def last_output(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(scene index, fused RGB, class ids, coloured mask) of the newest complete output."""
+        r = self.received
+        if not r.fused:
+            return None
+        fused = r.fused[-1]
+        key = (fused.header.stamp.sec, fused.header.stamp.nanosec)
+        mask = next((m for m in reversed(r.masks) if (m.header.stamp.sec, m.header.stamp.nanosec) == key), None)
+        if mask is None:
+            return None
+        color = next((c for c in reversed(r.colors) if (c.header.stamp.sec, c.header.stamp.nanosec) == key), None)
+        index = self.sent_stamps.get(key[0] * 1_000_000_000 + key[1], 0)
+        return (index, np.array(decode_image(fused)), np.array(decode_image(mask)),
+                None if color is None else np.array(decode_image(color)))
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

@@ -1,0 +1,90 @@
+"""Start and stop ``psfusion_node`` as a child process (demo, soak benchmark, tests)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = "psfusion_ros"
+
+
+def default_params_file() -> Path:
+    """config/psfusion.yaml of this installation: ament share dir, pip data dir, or the source tree."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / "psfusion.yaml")
+    except Exception:  # noqa: BLE001 - not in an ament index (plain venv)
+        pass
+    candidates += [Path(sys.prefix) / "share" / PACKAGE / "config" / "psfusion.yaml",
+                   Path(__file__).resolve().parents[2] / "config" / "psfusion.yaml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError("config/psfusion.yaml not found in this installation")
+
+
+def node_executable() -> str:
+    beside = Path(sys.executable).parent / "psfusion_node"
+    return str(beside) if beside.exists() else (shutil.which("psfusion_node") or "psfusion_node")
+
+
+class NodeProcess:
+    """``psfusion_node --ros-args --params-file config/psfusion.yaml -p key:=value ...``"""
+
+    def __init__(self, overrides: dict[str, object], log: Path, params_file: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        args = [node_executable(), "--ros-args", "--params-file", str(params_file or default_params_file())]
+        for key, value in overrides.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            args += ["-p", f"{key}:={text}"]
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = log.open("w")
+        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     env=dict(env or os.environ, PYTHONUNBUFFERED="1"))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        if not self._log_file.closed:
+            self._log_file.flush()
+        return self.log.read_text()
+
+    def rss_mb(self) -> float:
+        """Resident memory of the node process (Linux)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+        return float("nan")
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """SIGINT (Ctrl-C, ros2 launch); returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if not self._log_file.closed:
+            self._log_file.close()
+
+
+def private_ros_env(domain_id: int | None = None) -> dict[str, str]:
+    """This process's environment on a private DDS domain, discovery on this machine only."""
+    domain = domain_id if domain_id is not None else 100 + os.getpid() % 100
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return dict(os.environ)
