@@ -52,9 +52,10 @@ class DrivePlayer:
         self.pub_rgb = self.node.create_publisher(Image, "rgb/image_raw", qos_profile_sensor_data)
         self.received = Received()
         self.node.create_subscription(Image, "fused/image", self._on_fused, 10)
-        self.node.create_subscription(Image, "segmentation/mask", self.received.masks.append, 10)
-        self.node.create_subscription(Image, "segmentation/color", self.received.colors.append, 10)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.received.diagnostics.append, 10)
+        r = self.received
+        self.node.create_subscription(Image, "segmentation/mask", lambda m: r.masks.append(m), 10)
+        self.node.create_subscription(Image, "segmentation/color", lambda m: r.colors.append(m), 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: r.diagnostics.append(m), 10)
 
     def _now_ns(self) -> int:
         return self.node.get_clock().now().nanoseconds

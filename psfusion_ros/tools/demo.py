@@ -1,9 +1,12 @@
 """``psfusion-demo`` (``make demo``): the main job on generated data, no dataset or checkpoint needed.
 
-It renders a few frames of a synthetic drive, fuses them through the same code path as
-``psfusion-fuse``, and writes ``report.json`` and ``preview.png`` (visible | infrared | fused | mask).
-Set ``PSFUSION_CHECKPOINT`` to use real weights; otherwise seeded untrained weights are used and
-both the console and the report say so.
+Live (default): renders a synthetic dusk drive — 16-bit radiometric thermal from a misaligned, lower
+resolution camera plus rgb8 — calibrates the misalignment from point pairs like ``psfusion-calibrate``,
+starts ``psfusion_node`` with the package's parameter file, plays the drive into it over ROS 2 and
+records what it publishes. ``--offline`` instead fuses generated image folders through ``psfusion-fuse``'s
+code path. Both write ``report.json`` and ``preview.png`` (visible | infrared | fused | coloured mask).
+Set ``PSFUSION_CHECKPOINT`` for real weights; otherwise seeded untrained weights are used and the console
+and the report say so.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,12 +27,19 @@ import torch
 from psfusion_ros import __version__
 from psfusion_ros.constants import MSRS_CLASSES
 from psfusion_ros.pipeline import FusionPipeline
+from psfusion_ros.pipeline.calibration import estimate_homography, project, write_calibration
+from psfusion_ros.pipeline.color import colorize
+from psfusion_ros.pipeline.registration import Registration
+from psfusion_ros.pipeline.resize import parse_size
+from psfusion_ros.pipeline.thermal import ThermalNormalizer
 from psfusion_ros.tools.cli import add_runtime_args, run_cli
 from psfusion_ros.tools.fuse import fuse_folders
-from psfusion_ros.tools.image_io import colorize, read_image, write_image
+from psfusion_ros.tools.image_io import read_image, write_image
 from psfusion_ros.tools.synthetic import synthetic_frame, temperature_to_uint8
 
 UNTRAINED_SEED = 0
+UNTRAINED_NOTE = ("no checkpoint given (PSFUSION_CHECKPOINT unset): using seeded untrained weights, so the fused "
+                  "image and mask show the data path, not PSFusion's quality.")
 
 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
@@ -39,20 +51,139 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
 
 def make_preview(vi: np.ndarray, ir: np.ndarray, fused: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     """One RGB strip: visible | infrared | fused | coloured mask, each labelled."""
-    panels = [
-        _label(vi, "visible"),
-        _label(np.repeat(ir[:, :, None], 3, axis=2), "infrared"),
-        _label(fused, "fused"),
-        _label(colorize(class_ids), "segmentation"),
-    ]
+    panels = [_label(vi, "visible"), _label(np.repeat(ir[:, :, None], 3, axis=2), "infrared"),
+              _label(fused, "fused"), _label(colorize(class_ids), "segmentation")]
     return np.hstack(panels)
+
+
+def _base_report(args: argparse.Namespace, weights: str, device: str) -> dict[str, Any]:
+    return {"psfusion_ros": __version__, "mode": "offline" if args.offline else "live ROS 2",
+            "weights": weights, "trained": bool(args.checkpoint), "device": device,
+            "precision": args.precision, "torch": torch.__version__, "machine": platform.machine()}
+
+
+def _class_fractions(ids: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(ids.ravel(), minlength=len(MSRS_CLASSES))[: len(MSRS_CLASSES)]
+    return {name: round(float(c) / ids.size, 4) for name, c in zip(MSRS_CLASSES, counts)}
+
+
+def run_offline(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any]:
+    height, width = parse_size(args.size)
+    ir_dir, vi_dir = out / "inputs" / "ir", out / "inputs" / "vi"
+    for t in range(args.frames):
+        frame = synthetic_frame(t, height, width)
+        write_image(vi_dir / f"frame_{t:03d}.png", frame.visible)
+        write_image(ir_dir / f"frame_{t:03d}.png", temperature_to_uint8(frame.temperature))
+    pipeline = FusionPipeline.from_checkpoint(args.checkpoint, seed=UNTRAINED_SEED, device=args.device,
+                                              precision=args.precision)
+    summary = fuse_folders(pipeline, ir_dir, vi_dir, out / "fused", out / "segmentation")
+    if summary.failed:
+        raise ValueError(f"{len(summary.failed)} demo frames failed: {next(iter(summary.failed.values()))}")
+    first = summary.fused[0]
+    vi, ir = read_image(vi_dir / first, "RGB"), read_image(ir_dir / first, "L")
+    ids = read_image(out / "segmentation" / "ids" / first, "L")
+    write_image(out / "preview.png", make_preview(vi, ir, read_image(out / "fused" / first, "RGB"), ids))
+    return {**_base_report(args, weights, str(pipeline.device)), "pairs": len(summary.fused),
+            "frame_size": [height, width], "network_size": list(pipeline.size_for(height, width)),
+            "seconds": round(summary.seconds, 3), "images_per_second": round(summary.images_per_second, 3),
+            "timing_ms": {k: round(v, 2) for k, v in summary.timing_ms.items()},
+            "preview_class_fractions": _class_fractions(ids)}
+
+
+def _calibrate(player: Any, out: Path) -> tuple[Path, dict[str, float]]:
+    """Click-like correspondences (0.3 px noise) → homography → calibration YAML, as a user would."""
+    rng = np.random.default_rng(7)
+    th, tw = player.thermal_size
+    thermal_pts = rng.uniform([4, 4], [tw - 4, th - 4], size=(12, 2))
+    rgb_pts = project(player.thermal_to_rgb, thermal_pts) + rng.normal(0, 0.3, size=(12, 2))
+    fit = estimate_homography(thermal_pts, rgb_pts)
+    path = out / "calibration.yaml"
+    write_calibration(path, fit, player.thermal_size, player.rgb_size)
+    corners = np.array([[0, 0], [tw - 1, 0], [0, th - 1], [tw - 1, th - 1]], float)
+    naive = corners * [player.rgb_size[1] / tw, player.rgb_size[0] / th]  # "just resize" would put them here
+    misalignment = float(np.linalg.norm(project(player.thermal_to_rgb, corners) - naive, axis=1).mean())
+    residual = float(np.linalg.norm(project(fit.homography, corners) - project(player.thermal_to_rgb, corners),
+                                    axis=1).mean())
+    return path, {"calibration_rms_px": round(fit.rms_px, 3), "misalignment_corrected_px": round(misalignment, 2),
+                  "residual_after_calibration_px": round(residual, 3)}
+
+
+def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any]:
+    from psfusion_ros.ros.player import DrivePlayer
+    from psfusion_ros.ros.process import NodeProcess, private_ros_env
+
+    rgb_size = parse_size(args.size)
+    thermal_size = (rgb_size[0] * 3 // 4, rgb_size[1] * 3 // 4)
+    env = private_ros_env()
+    player = DrivePlayer(rgb_size, thermal_size, frames=args.frames)
+    calibration, registration_report = _calibrate(player, out)
+    overrides: dict[str, object] = {
+        "network_height": rgb_size[0], "network_width": rgb_size[1], "device": args.device,
+        "precision": args.precision, "registration.calibration_file": str(calibration.resolve()),
+        "diagnostics.period": 0.5,
+    }
+    overrides.update({"checkpoint": str(Path(args.checkpoint).resolve())} if args.checkpoint
+                     else {"allow_untrained": True})
+    print(f"psfusion-demo: starting psfusion_node (ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost only)")
+    node = NodeProcess(overrides, out / "node.log", env=env)
+    try:
+        if not player.wait_for_node(timeout=120):
+            raise RuntimeError(f"psfusion_node did not come up; see {out / 'node.log'}:\n{node.output()[-2000:]}")
+        count = args.frames * 2
+        print(f"psfusion-demo: playing {count} frames ({rgb_size[1]}x{rgb_size[0]} rgb8 + "
+              f"{thermal_size[1]}x{thermal_size[0]} mono16) at {args.rate:g} Hz")
+        start = time.monotonic()
+        player.play(count, args.rate)
+        during = player.last_diagnostics()  # health while the drive was playing
+        # ApproximateTime proves a pair optimal only when the next frame arrives, so the last frame
+        # played stays unmatched: wait for the one before it (the node finishes the pair it holds).
+        last_completable = sorted(player.sent_stamps)[-2]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not player.received.stamps
+                                               or player.received.stamps[-1] < last_completable):
+            player.spin_for(0.2)
+        elapsed = time.monotonic() - start
+        player.spin_for(1.2)  # one more diagnostics message
+        result = player.last_output()
+        diagnostics = player.last_diagnostics()
+    finally:
+        exit_code = node.interrupt()
+        player.close()
+    if result is None:
+        raise RuntimeError(f"no fused output received; see {out / 'node.log'}")
+    index, fused, ids, color = result
+    scene = player.scenes[index]
+    registered = Registration.from_file(calibration).apply(ThermalNormalizer()(player.thermal[index]), rgb_size)
+    write_image(out / "preview.png", make_preview(scene.visible, (registered * 255).astype(np.uint8), fused, ids))
+    write_image(out / "fused.png", fused)
+    if color is not None:
+        write_image(out / "segmentation_color.png", color)
+    lat = np.asarray(player.received.latency_ms)
+    r = player.received
+    return {
+        **_base_report(args, weights, diagnostics.get("device", args.device)),
+        "frames_published": len(player.sent_stamps), "frames_fused": r.fused_count,
+        "rgb_size": list(rgb_size), "thermal_size": list(thermal_size), "thermal_encoding": "mono16",
+        "network_size": list(rgb_size), "playback_rate_hz": args.rate,
+        "throughput_hz": round(r.fused_count / elapsed, 3),
+        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
+        "sync": {k: int(diagnostics[k]) for k in ("matched pairs", "thermal dropped by sync", "rgb dropped by sync",
+                                                  "stale pairs skipped") if k in diagnostics},
+        "node_diagnostics_during_playback": {k: during[k] for k in ("level", "message", "inference p50 (ms)",
+                                                                    "pipeline p50 (ms)", "backend") if k in during},
+        "registration": registration_report,
+        "node_exit_code": exit_code,
+        "preview_class_fractions": _class_fractions(ids),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psfusion-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    parser.add_argument("--frames", type=int, default=4, help="frames of the synthetic drive (default 4)")
-    parser.add_argument("--size", default="256x320", help="frame size HxW (default 256x320)")
+    parser.add_argument("--offline", action="store_true", help="fuse image folders instead of running the node")
+    parser.add_argument("--frames", type=int, default=6, help="distinct frames of the drive (played twice live)")
+    parser.add_argument("--size", default="256x320", help="RGB frame and network size HxW (default 256x320)")
+    parser.add_argument("--rate", type=float, default=2.0, help="live playback rate in Hz (default 2)")
     parser.add_argument("--checkpoint", default=os.environ.get("PSFUSION_CHECKPOINT") or None,
                         help="weights (default: $PSFUSION_CHECKPOINT, else seeded untrained weights)")
     add_runtime_args(parser)
@@ -63,60 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
-        from psfusion_ros.pipeline.resize import parse_size
-
-        height, width = parse_size(args.size)
         out = Path(args.out)
-        ir_dir, vi_dir = out / "inputs" / "ir", out / "inputs" / "vi"
-        for t in range(args.frames):
-            frame = synthetic_frame(t, height, width)
-            write_image(vi_dir / f"frame_{t:03d}.png", frame.visible)
-            write_image(ir_dir / f"frame_{t:03d}.png", temperature_to_uint8(frame.temperature))
-
-        if args.checkpoint:
-            weights = f"checkpoint {args.checkpoint}"
-        else:
-            weights = f"untrained weights (seed {UNTRAINED_SEED})"
-            print("psfusion-demo: NOTE: no checkpoint given (PSFUSION_CHECKPOINT unset): using seeded "
-                  "untrained weights, so the fused image and mask show the data path, not PSFusion's quality.")
-        pipeline = FusionPipeline.from_checkpoint(
-            args.checkpoint, seed=UNTRAINED_SEED, device=args.device, precision=args.precision
-        )
-        summary = fuse_folders(pipeline, ir_dir, vi_dir, out / "fused", out / "segmentation")
-        if summary.failed:
-            raise ValueError(f"{len(summary.failed)} demo frames failed: {next(iter(summary.failed.values()))}")
-
-        first = summary.fused[0]
-        vi = read_image(vi_dir / first, "RGB")
-        ir = read_image(ir_dir / first, "L")
-        fused = read_image(out / "fused" / first, "RGB")
-        ids = read_image(out / "segmentation" / "ids" / first, "L")
-        write_image(out / "preview.png", make_preview(vi, ir, fused, ids))
-
-        counts = np.bincount(ids.ravel(), minlength=len(MSRS_CLASSES))[: len(MSRS_CLASSES)]
-        report = {
-            "psfusion_ros": __version__,
-            "weights": weights,
-            "trained": bool(args.checkpoint),
-            "device": str(pipeline.device),
-            "precision": args.precision,
-            "torch": torch.__version__,
-            "machine": platform.machine(),
-            "pairs": len(summary.fused),
-            "frame_size": [height, width],
-            "network_size": list(pipeline.size_for(height, width)),
-            "seconds": round(summary.seconds, 3),
-            "images_per_second": round(summary.images_per_second, 3),
-            "timing_ms": {k: round(v, 2) for k, v in summary.timing_ms.items()},
-            "preview_class_fractions": {
-                name: round(float(c) / ids.size, 4) for name, c in zip(MSRS_CLASSES, counts)
-            },
-            "outputs": {"fused": "fused/", "segmentation": "segmentation/", "preview": "preview.png"},
-        }
+        out.mkdir(parents=True, exist_ok=True)
+        weights = f"checkpoint {args.checkpoint}" if args.checkpoint else f"untrained weights (seed {UNTRAINED_SEED})"
+        if not args.checkpoint:
+            print(f"psfusion-demo: NOTE: {UNTRAINED_NOTE}")
+        report = run_offline(args, out, weights) if args.offline else run_live(args, out, weights)
+        if not args.checkpoint:
+            report["note"] = UNTRAINED_NOTE
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(f"psfusion-demo: fused {report['pairs']} frames at {report['images_per_second']} images/s "
-              f"on {report['device']} with {weights}; wrote {out / 'report.json'} and {out / 'preview.png'}")
-        return 0
+        rate = report.get("throughput_hz", report.get("images_per_second"))
+        print(f"psfusion-demo: {report['mode']}: fused at {rate} frames/s on {report['device']} with {weights}; "
+              f"wrote {out / 'report.json'} and {out / 'preview.png'}")
+        return 0 if report.get("node_exit_code", 0) == 0 else 1
 
     return run_cli("psfusion-demo", run)
 
