@@ -49,6 +49,7 @@ setup(
             "psfusion-fuse = psfusion_ros.tools.fuse:main",
             "psfusion-demo = psfusion_ros.tools.demo:main",
             "psfusion-calibrate = psfusion_ros.tools.calibrate:main",
+            "psfusion-bench = psfusion_ros.tools.bench:main",
             "psfusion_node = psfusion_ros.ros.node:main",
         ],
     },

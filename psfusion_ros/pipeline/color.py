@@ -13,31 +13,51 @@ import torch
 from psfusion_ros.constants import CB_SCALE, CHROMA_OFFSET, CR_SCALE, LUMA_WEIGHTS, MSRS_PALETTE, YCRCB_TO_RGB
 
 
+def _chroma(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Y, and Cr - 0.5, Cb - 0.5 after the reference's clamp of Cr/Cb to [0, 1]."""
+    r, g, b = rgb.unbind(-1)
+    y = r * LUMA_WEIGHTS[0] + g * LUMA_WEIGHTS[1] + b * LUMA_WEIGHTS[2]
+    dcr = torch.sub(r, y).mul_(CR_SCALE).add_(CHROMA_OFFSET).clamp_(0.0, 1.0).sub_(CHROMA_OFFSET)
+    dcb = torch.sub(b, y).mul_(CB_SCALE).add_(CHROMA_OFFSET).clamp_(0.0, 1.0).sub_(CHROMA_OFFSET)
+    return y, dcr, dcb
+
+
+def _rgb_channels(y: torch.Tensor, dcr: torch.Tensor, dcb: torch.Tensor) -> list[torch.Tensor]:
+    """Unclamped R, G, B planes from Y and centred chroma, row by row of ``YCRCB_TO_RGB``."""
+    channels = []
+    for _, w_cr, w_cb in YCRCB_TO_RGB:
+        c = torch.add(y, dcr, alpha=w_cr) if w_cr else y.clone()
+        channels.append(c.add_(dcb, alpha=w_cb) if w_cb else c)
+    return channels
+
+
 def rgb_to_ycrcb(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(..., 3) RGB → Y, Cr, Cb, each (...) and clamped to [0, 1] like ``utils.RGB2YCrCb``."""
-    r, g, b = rgb.unbind(-1)
-    y = LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
-    cr = ((r - y) * CR_SCALE + CHROMA_OFFSET).clamp_(0.0, 1.0)
-    cb = ((b - y) * CB_SCALE + CHROMA_OFFSET).clamp_(0.0, 1.0)
-    return y.clamp_(0.0, 1.0), cr, cb
+    y, dcr, dcb = _chroma(rgb)
+    return y.clamp_(0.0, 1.0), dcr.add_(CHROMA_OFFSET), dcb.add_(CHROMA_OFFSET)
 
 
 def ycrcb_to_rgb(y: torch.Tensor, cr: torch.Tensor, cb: torch.Tensor) -> torch.Tensor:
     """Y, Cr, Cb (...) → (..., 3) RGB clamped to [0, 1], with the matrix of ``utils.YCbCr2RGB``."""
-    dcr, dcb = cr - CHROMA_OFFSET, cb - CHROMA_OFFSET
-    channels = [y + row[1] * dcr + row[2] * dcb if row[2] else y + row[1] * dcr for row in YCRCB_TO_RGB]
-    return torch.stack(channels, dim=-1).clamp_(0.0, 1.0)
+    return torch.stack(_rgb_channels(y, cr - CHROMA_OFFSET, cb - CHROMA_OFFSET), dim=-1).clamp_(0.0, 1.0)
 
 
 def fuse_luminance(fused_y: torch.Tensor, visible_rgb: torch.Tensor) -> torch.Tensor:
-    """Colour fused image (..., 3): the network's Y (...) with the visible image's chroma."""
-    _, cr, cb = rgb_to_ycrcb(visible_rgb)
-    return ycrcb_to_rgb(fused_y.to(cr.dtype), cr, cb)
+    """Colour fused image (..., 3) in [0, 1]: the network's Y (...) with the visible image's chroma."""
+    _, dcr, dcb = _chroma(visible_rgb)
+    return torch.stack(_rgb_channels(fused_y.to(dcr.dtype), dcr, dcb), dim=-1).clamp_(0.0, 1.0)
+
+
+def fused_rgb_uint8(fused_y: torch.Tensor, visible_rgb: torch.Tensor) -> torch.Tensor:
+    """``to_uint8(fuse_luminance(...))`` in one pass per plane, interleaving only the 8-bit result."""
+    _, dcr, dcb = _chroma(visible_rgb)
+    planes = _rgb_channels(fused_y.to(dcr.dtype), dcr, dcb)
+    return torch.stack([to_uint8(p.clamp_(0.0, 1.0)) for p in planes], dim=-1)
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
     """[0, 1] → uint8 by ``×255`` and truncation, as the reference saves images (not rounding)."""
-    return (image * 255.0).to(torch.uint8)
+    return image.mul(255.0).to(torch.uint8)
 
 
 _PALETTE_LUT = np.full((256, 3), 255, np.uint8)  # ids beyond the palette are drawn white

@@ -10,6 +10,7 @@ number measured offline is a number the vehicle sees. Stages, each timed:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 
 from psfusion_ros.model.checkpoint import load_checkpoint
 from psfusion_ros.model.psfusion import PSFusion
-from psfusion_ros.pipeline.color import fuse_luminance, to_uint8
+from psfusion_ros.pipeline.color import fused_rgb_uint8
 from psfusion_ros.pipeline.engine import EagerEngine, resolve_device
 from psfusion_ros.pipeline.registration import Registration
 from psfusion_ros.pipeline.resize import (
@@ -56,8 +57,13 @@ def _check_thermal(ir: np.ndarray, normalizing: bool) -> None:
         raise ValueError(f"thermal frame must be (H, W) {kinds}, got {ir.shape} {ir.dtype}")
 
 
-def _to_unit(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float32) * np.float32(1 / 255) if image.dtype == np.uint8 else image
+def _to_unit_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack frames into one tensor in [0, 1]; uint8 is divided by 255 exactly like ``to_tensor``."""
+    with warnings.catch_warnings():  # frames may be read-only views of message buffers; never written to
+        warnings.simplefilter("ignore", UserWarning)
+        batch = torch.from_numpy(images[0])[None] if len(images) == 1 else torch.from_numpy(np.stack(images))
+    batch = batch.to(device)
+    return batch.to(torch.float32).div_(255.0) if batch.dtype == torch.uint8 else batch
 
 
 class FusionPipeline:
@@ -138,14 +144,12 @@ class FusionPipeline:
         irs = [self._prepare_thermal(ir, vi.shape[:2], timing) for vi, ir in zip(vis, irs)]
 
         t0 = time.perf_counter()
-        vi_net = np.stack([_to_unit(resize_image(v, net_size, self.resample)) for v in vis])
-        ir_net = np.stack([_to_unit(resize_image(i, net_size, self.resample)) for i in irs])
-        vi_t = torch.from_numpy(vi_net).to(self.device)  # (B, H, W, 3)
-        ir_t = torch.from_numpy(ir_net).unsqueeze(1).to(self.device)
+        vi_t = _to_unit_tensor([resize_image(v, net_size, self.resample) for v in vis], self.device)  # (B,H,W,3)
+        ir_t = _to_unit_tensor([resize_image(i, net_size, self.resample) for i in irs], self.device).unsqueeze(1)
         t1 = time.perf_counter()
         out = self.engine(vi_t.permute(0, 3, 1, 2), ir_t)
         t2 = time.perf_counter()
-        fused = to_uint8(fuse_luminance(out.fused[:, 0].float(), vi_t)).cpu().numpy()
+        fused = fused_rgb_uint8(out.fused[:, 0].float(), vi_t).cpu().numpy()
         t3 = time.perf_counter()
         # channels-last makes the per-pixel argmax over classes ~5x faster on CPU
         logits = out.semantic.contiguous(memory_format=torch.channels_last)
