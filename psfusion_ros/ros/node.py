@@ -225,7 +225,12 @@ class PSFusionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 - rcl reports bad --ros-args as RCLError
+        reason = str(exc).split(", at /")[0]
+        print(f"psfusion_node: error: invalid ROS arguments: {reason}", file=sys.stderr)
+        return 2
     try:
         node = PSFusionNode()
     except (P.ConfigError, CheckpointError, ValueError) as exc:

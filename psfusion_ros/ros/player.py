@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,9 +75,10 @@ class DrivePlayer:
         while time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=min(0.02, max(deadline - time.monotonic(), 0.0)))
 
-    def wait_for_node(self, timeout: float = 60.0) -> bool:
+    def wait_for_node(self, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True) -> bool:
+        """True once the node subscribes to both camera topics; False on timeout or if ``alive()`` fails."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and alive():
             if self.pub_thermal.get_subscription_count() and self.pub_rgb.get_subscription_count():
                 self.spin_for(0.5)  # let the node's readers match ours too
                 return True

@@ -168,11 +168,11 @@ def bench_soak(args: argparse.Namespace) -> dict[str, Any]:
     H = player.thermal_to_rgb
     overrides = {"allow_untrained": True, "network_height": net_size[0], "network_width": net_size[1],
                  "device": args.device, "registration.mode": "homography",
-                 "registration.homography": "[" + ",".join(f"{v:.9g}" for v in H.ravel()) + "]"}
+                 "registration.homography": "[" + ",".join(repr(float(v)) for v in H.ravel()) + "]"}
     node = NodeProcess(overrides, out / "soak_node.log", env=env)
     samples: list[tuple[float, float, int]] = []
     try:
-        if not player.wait_for_node(120):
+        if not player.wait_for_node(120, alive=lambda: node.proc.poll() is None):
             raise RuntimeError(f"node did not start: {node.output()[-1500:]}")
         start = time.monotonic()
         i = 0

@@ -127,7 +127,7 @@ def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any
     print(f"psfusion-demo: starting psfusion_node (ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost only)")
     node = NodeProcess(overrides, out / "node.log", env=env)
     try:
-        if not player.wait_for_node(timeout=120):
+        if not player.wait_for_node(timeout=120, alive=lambda: node.proc.poll() is None):
             raise RuntimeError(f"psfusion_node did not come up; see {out / 'node.log'}:\n{node.output()[-2000:]}")
         count = args.frames * 2
         print(f"psfusion-demo: playing {count} frames ({rgb_size[1]}x{rgb_size[0]} rgb8 + "
