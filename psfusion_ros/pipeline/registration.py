@@ -129,9 +129,10 @@ class Registration:
     def maps(self, rgb_size: tuple[int, int], thermal_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """float32 (H_rgb, W_rgb) maps of thermal x and y coordinates for every RGB pixel."""
         key = (tuple(rgb_size), tuple(thermal_size))
-        if key not in self._cache:
-            self._cache[key] = self._build_maps(*key)
-        return self._cache[key]
+        maps = self._cache.get(key)
+        if maps is None:  # (the cache may be cleared by new camera_info from another thread meanwhile)
+            maps = self._cache[key] = self._build_maps(*key)
+        return maps
 
     def _build_maps(self, rgb_size: tuple[int, int], thermal_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb_size

@@ -10,6 +10,8 @@ import re
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from psfusion_ros.constants import SIZE_MULTIPLE
@@ -41,11 +43,19 @@ def check_network_size(size: tuple[int, int]) -> None:
         raise ValueError(f"network size {h}x{w} must be positive multiples of {SIZE_MULTIPLE}")
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int], resample: str = "paper") -> np.ndarray:
-    """Resize an (H,W) or (H,W,3) image (uint8 or float32) to ``size`` = (H, W)."""
+def resize_image(image: np.ndarray | torch.Tensor, size: tuple[int, int], resample: str = "paper"
+                 ) -> np.ndarray | torch.Tensor:
+    """Resize an (H,W) or (H,W,3) image (uint8 or float32; a float tensor with ``fast``) to ``size`` = (H, W)."""
     h, w = size
-    if image.shape[:2] == (h, w):
+    if tuple(image.shape[:2]) == (h, w):
         return image
+    if isinstance(image, torch.Tensor):
+        if resample != "fast" or not image.is_floating_point():
+            raise ValueError("tensors are resized with resample='fast' and must be floating point")
+        shrinking = h * w < image.shape[0] * image.shape[1]
+        batch = image[None, None] if image.ndim == 2 else image.permute(2, 0, 1)[None]
+        out = F.interpolate(batch, size=(h, w), mode="bilinear", align_corners=False, antialias=shrinking)
+        return out[0, 0] if image.ndim == 2 else out[0].permute(1, 2, 0)
     if resample == "paper":
         return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BICUBIC))
     if resample == "fast":

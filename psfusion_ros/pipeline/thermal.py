@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 MODES = ("none", "minmax", "percentile", "fixed")
 #: Percentiles are estimated on every n-th pixel in each direction (1/16 of a frame): ~1 ms at 640x480.
@@ -57,28 +58,33 @@ class ThermalNormalizer:
     def current_range(self) -> tuple[float, float] | None:
         return self._range
 
-    def _measure(self, frame: np.ndarray) -> tuple[float, float] | None:
+    def _measure(self, frame: np.ndarray | torch.Tensor) -> tuple[float, float] | None:
         cfg = self.config
         if cfg.mode == "fixed":
             return cfg.fixed_min, cfg.fixed_max
-        sample = frame[::_SUBSAMPLE, ::_SUBSAMPLE] if frame.size > 4096 else frame
-        if sample.dtype.kind == "f":
-            sample = sample[np.isfinite(sample)]
-            if sample.size == 0:
+        sample = frame[::_SUBSAMPLE, ::_SUBSAMPLE] if _numel(frame) > 4096 else frame
+        if isinstance(sample, torch.Tensor):
+            sample = _as_float32(sample)  # torch has few integer reductions (none for uint16)
+        if _is_float(sample):
+            sample = sample[_isfinite(sample)]
+            if _numel(sample) == 0:
                 return None
         if cfg.mode == "minmax":
             return float(sample.min()), float(sample.max())
-        lo, hi = np.percentile(sample, (cfg.low_percentile, cfg.high_percentile))
+        if isinstance(sample, torch.Tensor):
+            q = torch.tensor([cfg.low_percentile / 100, cfg.high_percentile / 100], device=sample.device)
+            lo, hi = torch.quantile(sample.reshape(-1), q).tolist()
+        else:
+            lo, hi = np.percentile(sample, (cfg.low_percentile, cfg.high_percentile))
         return float(lo), float(hi)
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """(H, W) uint8/uint16/float → float32 in [0, 1]; NaN/Inf pixels become 0."""
+    def __call__(self, frame: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """(H, W) uint8/uint16/float → float32 in [0, 1]; NaN/Inf pixels become 0. numpy or torch, CPU or GPU."""
         if frame.ndim != 2:
-            raise ValueError(f"thermal frame must be 2-D, got shape {frame.shape}")
+            raise ValueError(f"thermal frame must be 2-D, got shape {tuple(frame.shape)}")
         cfg = self.config
-        if cfg.mode == "none" or (frame.dtype == np.uint8 and not cfg.normalize_8bit):
-            scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(frame.dtype, 1.0)
-            out = frame.astype(np.float32) * np.float32(1.0 / scale)
+        if cfg.mode == "none" or (_is_uint8(frame) and not cfg.normalize_8bit):
+            lo, span = 0.0, 255.0 if _is_uint8(frame) else 65535.0 if _is_uint16(frame) else 1.0
         else:
             measured = self._measure(frame)
             if measured is None:  # nothing finite in this frame: keep the last range
@@ -87,12 +93,49 @@ class ThermalNormalizer:
                 a = cfg.smoothing
                 measured = (a * self._range[0] + (1 - a) * measured[0], a * self._range[1] + (1 - a) * measured[1])
             self._range = measured
-            lo, hi = measured
-            span = max(hi - lo, 1e-6)
-            out = (frame.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / span)
-        np.clip(out, 0.0, 1.0, out=out)  # NaN stays NaN here, ±Inf saturates
+            lo, span = measured[0], max(measured[1] - measured[0], 1e-6)
+        out = _as_float32(frame)
+        out -= lo
+        out *= 1.0 / span
+        _clip01(out)  # NaN stays NaN here, ±Inf saturates
         if cfg.invert:
-            np.subtract(1.0, out, out=out)
-        if frame.dtype.kind == "f":
-            out[~np.isfinite(frame)] = 0.0  # no data reads as cold, inverted or not
+            out *= -1.0
+            out += 1.0
+        if _is_float(frame):
+            out[~_isfinite(frame)] = 0.0  # no data reads as cold, inverted or not
         return out
+
+
+# numpy / torch without a dependency on either's array API
+def _is_float(x: np.ndarray | torch.Tensor) -> bool:
+    return x.is_floating_point() if isinstance(x, torch.Tensor) else x.dtype.kind == "f"
+
+
+def _is_uint8(x: np.ndarray | torch.Tensor) -> bool:
+    return x.dtype in (np.uint8, torch.uint8)
+
+
+def _is_uint16(x: np.ndarray | torch.Tensor) -> bool:
+    return x.dtype in (np.uint16, torch.uint16)
+
+
+def _numel(x: np.ndarray | torch.Tensor) -> int:
+    return x.numel() if isinstance(x, torch.Tensor) else x.size
+
+
+def _isfinite(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    return torch.isfinite(x) if isinstance(x, torch.Tensor) else np.isfinite(x)
+
+
+def _as_float32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A float32 copy (never a view: the result is modified in place)."""
+    if isinstance(x, torch.Tensor):
+        return (x.to(torch.int32) if x.dtype == torch.uint16 else x).to(torch.float32, copy=True)
+    return x.astype(np.float32)
+
+
+def _clip01(x: np.ndarray | torch.Tensor) -> None:
+    if isinstance(x, torch.Tensor):
+        x.clamp_(0.0, 1.0)
+    else:
+        np.clip(x, 0.0, 1.0, out=x)

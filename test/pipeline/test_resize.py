@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from psfusion_ros.pipeline.resize import (
@@ -57,3 +58,14 @@ def test_label_resize_never_invents_classes() -> None:
     labels[:, 48:] = 8
     out = resize_labels(labels, (70, 100))
     assert out.shape == (70, 100) and set(np.unique(out)) == {0, 8}
+
+
+def test_tensor_resize_matches_opencv_bilinear_when_growing() -> None:
+    image = np.random.default_rng(1).random((48, 64)).astype(np.float32)
+    tensor = resize_image(torch.from_numpy(image), (96, 128), "fast")
+    assert isinstance(tensor, torch.Tensor) and tensor.shape == (96, 128)
+    assert np.abs(tensor.numpy() - resize_image(image, (96, 128), "fast")).max() < 1e-4
+    rgb = torch.rand(48, 64, 3)
+    assert resize_image(rgb, (32, 32), "fast").shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="tensors are resized"):
+        resize_image(rgb, (32, 32), "paper")

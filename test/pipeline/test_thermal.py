@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from psfusion_ros.pipeline.thermal import ThermalConfig, ThermalNormalizer
 
@@ -83,3 +84,17 @@ def test_mono8_passes_through_unless_asked() -> None:
 def test_invalid_configurations(config: ThermalConfig) -> None:
     with pytest.raises(ValueError):
         ThermalNormalizer(config)
+
+
+def test_tensor_frames_normalize_like_arrays() -> None:
+    counts = _ramp(21_000, 23_000, np.uint16)
+    counts[0, :3] = 40_000
+    floats = _ramp(-5.0, 40.0, np.float32)
+    floats[5, 5] = np.nan
+    for frame in (counts, floats):
+        for mode in ("percentile", "minmax"):
+            cfg = ThermalConfig(mode, smoothing=0.0, invert=True)
+            array = ThermalNormalizer(cfg)(frame)
+            tensor = ThermalNormalizer(cfg)(torch.from_numpy(frame))
+            assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+            assert np.abs(tensor.numpy() - array).max() < 2e-3  # quantile interpolation differs slightly

@@ -19,7 +19,7 @@ PERIOD_NS = 100_000_000
 
 
 def _frames(k: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(k)
+    rng = np.random.default_rng(abs(k))
     thermal = (20_000 + 3_000 * rng.random(THERMAL_SIZE)).astype(np.uint16)  # raw 16-bit counts
     rgb = (rng.random(RGB_SIZE + (3,)) * 255).astype(np.uint8)
     return thermal, rgb
@@ -53,11 +53,12 @@ def _status(h: Harness) -> list:
 
 @pytest.mark.parametrize("reliability", [ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE])
 def test_node_fuses_live_mono16_and_rgb8(start_node, official_checkpoint: Path, reliability) -> None:
-    node = start_node(**_node_args(official_checkpoint))
+    node = start_node(**_node_args(official_checkpoint, **{"publish.overlay": True}))
     h = Harness(reliability)
     try:
         h.node_info_pub = h.node.create_publisher(CameraInfo, "rgb/camera_info", 10)
         fused = h.record(Image, "fused/image")
+        overlays = h.record(Image, "fused/overlay")
         masks = h.record(Image, "segmentation/mask")
         colors = h.record(Image, "segmentation/color")
         infos = h.record(CameraInfo, "fused/camera_info")
@@ -65,7 +66,8 @@ def test_node_fuses_live_mono16_and_rgb8(start_node, official_checkpoint: Path, 
         assert h.wait_for_node(), node.output()
         h.spin_until(lambda: h.node_info_pub.get_subscription_count() > 0, 10)
         sent = _play(h, 8)
-        assert h.spin_until(lambda: len(fused) >= 3 and len(masks) >= 3 and len(colors) >= 1, 60), node.output()
+        assert h.spin_until(lambda: len(fused) >= 3 and len(masks) >= 3 and len(colors) >= 1 and overlays, 60), \
+            node.output()
         assert h.spin_until(lambda: len(_status(h)) >= 2, 10)
     finally:
         h.close()
@@ -85,6 +87,7 @@ def test_node_fuses_live_mono16_and_rgb8(start_node, official_checkpoint: Path, 
     palette = {tuple(c) for c in MSRS_PALETTE}
     assert {tuple(c) for c in colour.reshape(-1, 3)} <= palette
     assert infos and infos[0].header.frame_id == "rgb_optical" and infos[0].width == RGB_SIZE[1]
+    assert (overlays[0].encoding, overlays[0].height, overlays[0].width) == ("rgb8", *RGB_SIZE)
     status = _status(h)[-1]
     values = {kv.key: kv.value for kv in status.values}
     assert int(values["matched pairs"]) >= 3 and values["device"] == "cpu"
@@ -120,12 +123,18 @@ def test_bad_input_is_reported_not_fatal(start_node, official_checkpoint: Path) 
         assert any(s.level == b"\x01" for s in _status(h))
         _play(h, 4, thermal_encoding="mono16")
         assert h.spin_until(lambda: len(fused) >= 1, 60), node.output()  # still fusing
+        # The bag loops: stamps jump back 10 s. The synchronizer resets and pairs the new frames.
+        before = len(fused)
+        _play(h, 4, start_k=-100)
+        assert h.spin_until(lambda: len(fused) > before, 60), node.output()
+        assert fused[-1].header.stamp.sec < fused[before - 1].header.stamp.sec
         assert node.proc.poll() is None
     finally:
         h.close()
     assert node.interrupt() == 0
     assert "Traceback" not in node.output()
     assert "unsupported encoding 'bayer_rggb8'" in node.output()
+    assert "synchronizer reset" in node.output()
 
 
 def test_bad_configuration_exits_with_one_line(start_node, tmp_path: Path) -> None:
