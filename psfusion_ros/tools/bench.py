@@ -199,8 +199,10 @@ def bench_soak(args: argparse.Namespace) -> dict[str, Any]:
             "frames_fused": int(fused[-1]), "rss_mb": {"first": float(rss[0]), "after_warmup": float(rss[settled][0]),
                                                        "last": float(rss[-1]), "max": float(rss.max())},
             "rss_slope_mb_per_min_after_warmup": slope, "node_exit_code": exit_code,
-            "diagnostics": {k: diagnostics.get(k) for k in ("matched pairs", "stale pairs skipped", "latency p50 (ms)",
-                                                            "inference p50 (ms)", "message")},
+            "rss_growth_mb_second_half": float(rss[-1] - rss[len(rss) // 2]),
+            "diagnostics": {k: diagnostics.get(k) for k in (
+                "thermal rate (Hz)", "rgb rate (Hz)", "matched pairs", "thermal dropped by sync", "rgb dropped by sync",
+                "stale pairs skipped", "latency p50 (ms)", "inference p50 (ms)", "message")},
             "plot": str(out / "soak_rss.png")}
 
 
