@@ -50,6 +50,8 @@ setup(
             "psfusion-demo = psfusion_ros.tools.demo:main",
             "psfusion-calibrate = psfusion_ros.tools.calibrate:main",
             "psfusion-bench = psfusion_ros.tools.bench:main",
+            "psfusion-bag = psfusion_ros.tools.make_bag:main",
+            "psfusion-eval = psfusion_ros.tools.evaluate:main",
             "psfusion_node = psfusion_ros.ros.node:main",
         ],
     },

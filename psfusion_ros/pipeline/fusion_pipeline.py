@@ -43,6 +43,7 @@ class FusionResult:
     class_ids: np.ndarray  # (H, W) uint8 semantic class per pixel
     network_size: tuple[int, int]
     timing_ms: dict[str, float] = field(default_factory=dict)
+    thermal: np.ndarray | None = None  # the thermal input as the network saw it, in the visible geometry
 
 
 def _check_visible(vi: np.ndarray) -> None:
@@ -156,8 +157,9 @@ class FusionPipeline:
         class_ids = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
         t4 = time.perf_counter()
         results = [
-            FusionResult(resize_image(f, vi.shape[:2], self.resample), resize_labels(c, vi.shape[:2]), net_size)
-            for vi, f, c in zip(vis, fused, class_ids)
+            FusionResult(resize_image(f, vi.shape[:2], self.resample), resize_labels(c, vi.shape[:2]), net_size,
+                         thermal=ir)
+            for vi, f, c, ir in zip(vis, fused, class_ids, irs)
         ]
         t5 = time.perf_counter()
         for name, seconds in zip(STAGES[2:], (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):

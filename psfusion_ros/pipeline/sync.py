@@ -125,6 +125,20 @@ class ApproximateTimeSync:
         out, self._out = self._out, []
         return out
 
+    def flush(self) -> list[tuple[Stamped, ...]]:
+        """End of stream (end of a bag): publish what no future message can improve any more."""
+        self._out = []
+        while True:
+            published = len(self._out)
+            if self._candidate is not None:
+                self._publish_candidate()
+            if self._non_empty == self.num_inputs:
+                self._process()
+            if len(self._out) == published and self._candidate is None:
+                break
+        out, self._out = self._out, []
+        return out
+
     def pending(self) -> list[int]:
         """Messages held per input (queued + set aside during a candidate search)."""
         return [len(q) + len(p) for q, p in zip(self._queues, self._past)]

@@ -1,0 +1,108 @@
+"""``report.html`` for psfusion-eval: plots people would rather look at than read, self-contained."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from psfusion_ros.metrics import METRIC_NAMES
+from psfusion_ros.pipeline.color import colorize
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img_png(image: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _figures(report: dict[str, Any]) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["per_pair"]
+    figures = []
+    fig, axes = plt.subplots(3, 4, figsize=(13, 7))
+    for ax, name in zip(axes.ravel(), METRIC_NAMES):
+        ax.hist([r["metrics"][name] for r in rows], bins=min(30, max(5, len(rows))), color="tab:blue")
+        ax.set_title(f"{name} (mean {report['metrics'][name]:.3f})", fontsize=9)
+    fig.suptitle(f"Fusion metrics per pair ({report['profile']} profile)")
+    fig.tight_layout()
+    figures.append(("Metric distributions", _png(fig)))
+    plt.close(fig)
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.5))
+    ax1.hist([r["pipeline_ms"] for r in rows], bins=30, color="tab:green")
+    ax1.set_xlabel("pipeline ms per pair")
+    ax1.set_title("Latency (normalize → publishable outputs)")
+    stages = {k: v["p50"] for k, v in report["timing"].items() if k != "pipeline_total" and v}
+    ax2.barh(list(stages), list(stages.values()), color="tab:gray")
+    ax2.set_xlabel("p50 ms")
+    ax2.set_title("Per stage")
+    fig.tight_layout()
+    figures.append(("Timing", _png(fig)))
+    plt.close(fig)
+
+    if "sync" in report and rows:
+        fig, ax = plt.subplots(figsize=(12, 3))
+        t0 = rows[0]["rgb_stamp_ns"]
+        ax.plot([(r["rgb_stamp_ns"] - t0) / 1e9 for r in rows], [r["offset_ms"] for r in rows], ".", ms=3)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("seconds into the bag")
+        ax.set_ylabel("thermal − RGB stamp (ms)")
+        ax.set_title("Synchronization offsets")
+        fig.tight_layout()
+        figures.append(("Sync offsets over time", _png(fig)))
+        plt.close(fig)
+    return figures
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def write_html(path: Path, report: dict[str, Any], previews: list[tuple]) -> None:
+    flag = " — <b>interrupted</b>" if report["interrupted"] else ""
+    parts = [f"<h1>psfusion-eval report</h1><p>{report['pairs']} pairs, {report['pairs_per_second']} pairs/s, "
+             f"device {html.escape(report['device'])}{flag}</p>"]
+    parts.append("<h2>Metrics (mean)</h2>" + _table([(k, f"{v:.4f}") for k, v in report["metrics"].items()]))
+    if "segmentation" in report:
+        seg = report["segmentation"]
+        parts.append("<h2>Segmentation</h2>" + _table(
+            [("mIoU", f"{seg['mIoU']:.4f}"), ("pixel accuracy", f"{seg['pixel_accuracy']:.4f}")]
+            + [(k, "—" if v is None else f"{v:.4f}") for k, v in seg["per_class_IoU"].items()]))
+    if "sync" in report:
+        s = report["sync"]
+        parts.append("<h2>Synchronization</h2>" + _table(
+            [("matched pairs", str(s["matched"]))] + [(f"received {k}", str(v)) for k, v in s["received"].items()]
+            + [(f"dropped {k}", str(v)) for k, v in s["dropped"].items()]
+            + [("resets (bag loops)", str(s["resets"]))]
+            + [(f"offset {k} (ms)", f"{v:.3f}") for k, v in s["offset_ms"].items()]))
+    parts.append("<h2>Timing (ms)</h2>" + _table(
+        [(k, f"p50 {v['p50']:.2f}, p95 {v['p95']:.2f}") for k, v in report["timing"].items() if v]))
+    if report["pairs"]:
+        for title, png in _figures(report):
+            parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{png}'>")
+    for index, vi, ir, fused, ids in previews:
+        strip = np.hstack([vi, np.repeat(ir[:, :, None], 3, axis=2), fused, colorize(ids)])
+        parts.append(f"<h3>Pair {index}: visible | infrared | fused | segmentation</h3>"
+                     f"<img src='data:image/png;base64,{_img_png(strip)}'>")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse}"
+             "th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}img{max-width:100%}")
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>psfusion-eval</title>"
+                    f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
