@@ -1,5 +1,6 @@
 """psfusion_ros: PSFusion infrared/visible fusion and segmentation for ROS 2 and offline tools."""
 
+from psfusion_ros.metrics import fusion_metrics
 from psfusion_ros.model import CheckpointError, PSFusion, PSFusionOutput, load_checkpoint, save_checkpoint
 from psfusion_ros.pipeline import ApproximateTimeSync, FusionPipeline, FusionResult
 
@@ -12,6 +13,7 @@ __all__ = [
     "FusionResult",
     "PSFusion",
     "PSFusionOutput",
+    "fusion_metrics",
     "load_checkpoint",
     "save_checkpoint",
 ]

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+#: Smallest side for which VIF's 17/9/5/3-tap 'valid' filters with 2x decimation leave pixels at every scale.
+MIN_SIZE = 47
 METRIC_NAMES = ("EN", "SD", "SF", "AG", "MI", "MSE", "CC", "PSNR", "SCD", "VIF", "Qabf", "SSIM")
 
 
@@ -233,8 +235,9 @@ def fusion_metrics(fused: np.ndarray, ir: np.ndarray, vi: np.ndarray, profile: s
     arrays = [np.asarray(x, dtype=np.float32) for x in (fused, ir, vi)]
     if any(x.ndim != 2 for x in arrays) or len({x.shape for x in arrays}) != 1:
         raise ValueError(f"fusion_metrics needs three 2-D images of one shape, got {[x.shape for x in arrays]}")
-    if min(arrays[0].shape) < 8:
-        raise ValueError("images must be at least 8x8 pixels for the windowed metrics")
+    if min(arrays[0].shape) < MIN_SIZE:
+        raise ValueError(f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels (VIF's four scales)")
     if not all(np.isfinite(x).all() for x in arrays):
         raise ValueError("images contain NaN or Inf")
-    return PROFILES[profile](*arrays)
+    with np.errstate(divide="ignore", invalid="ignore"):  # degenerate inputs give inf/NaN, as the references do
+        return PROFILES[profile](*arrays)
