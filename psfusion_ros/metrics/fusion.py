@@ -96,40 +96,50 @@ def _valid_filter(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     return full[r:img.shape[0] - r, r:img.shape[1] - r]
 
 
-def _vif_pair(refs: tuple[np.ndarray, ...], dist: np.ndarray) -> list[float]:
-    """Pixel-domain VIF (Sheikh & Bovik) over 4 scales of each reference against ``dist``, with the
-    Evaluator's guards and constants; the distorted image's pyramid and statistics are computed once."""
-    sigma_nsq, eps = 2.0, 1e-10
-    num, den = [0.0] * len(refs), [0.0] * len(refs)
-    refs = tuple(r.astype(np.float64) for r in refs)
-    dist = dist.astype(np.float64)
+def vif_scales(images: tuple[np.ndarray, ...]):
+    """(scale, kernel, images at that scale) for VIF's four scales: 17/9/5/3-tap Gaussian windows
+    (MATLAB's fspecial('gaussian', N, N/5)), each coarser scale filtered 'valid' and decimated by 2."""
+    images = tuple(x.astype(np.float64) for x in images)
     for scale in range(1, 5):
         k = _gauss_kernel_1d(2 ** (4 - scale + 1) + 1)
         if scale > 1:
-            refs = tuple(_valid_filter(r, k)[::2, ::2] for r in refs)
-            dist = _valid_filter(dist, k)[::2, ::2]
-        mu2 = _valid_filter(dist, k)
-        s2 = np.maximum(_valid_filter(dist * dist, k) - mu2 * mu2, 0)
-        low2 = s2 < eps
-        for i, ref in enumerate(refs):
+            images = tuple(_valid_filter(x, k)[::2, ::2] for x in images)
+        yield scale, k, images
+
+
+def vif_terms(s1: np.ndarray, s2: np.ndarray, s12: np.ndarray) -> tuple[np.float64, np.float64]:
+    """Numerator and denominator sums of one VIF scale from the local (co)variances, with the guards of
+    the reference implementations applied in their order (``copyto(where=)``: masked assignment)."""
+    sigma_nsq, eps = 2.0, 1e-10
+    s1, s2 = np.maximum(s1, 0), np.maximum(s2, 0)
+    g = s12 / (s1 + eps)
+    sv = s2 - g * s12
+    low1 = s1 < eps
+    np.copyto(g, 0.0, where=low1)
+    np.copyto(sv, s2, where=low1)
+    np.copyto(s1, 0.0, where=low1)
+    low2 = s2 < eps
+    np.copyto(g, 0.0, where=low2)
+    np.copyto(sv, 0.0, where=low2)
+    neg = g < 0
+    np.copyto(sv, s2, where=neg)
+    np.copyto(g, 0.0, where=neg)
+    np.maximum(sv, eps, out=sv)
+    return np.sum(np.log10(1 + g * g * s1 / (sv + sigma_nsq))), np.sum(np.log10(1 + s1 / sigma_nsq))
+
+
+def _vif_pair(refs: tuple[np.ndarray, ...], dist: np.ndarray) -> list[float]:
+    """Pixel-domain VIF (Sheikh & Bovik) of each reference against ``dist``; the distorted image's pyramid
+    and statistics are computed once for all references."""
+    num, den = [np.float64(0.0)] * len(refs), [np.float64(0.0)] * len(refs)
+    for _, k, (*scaled_refs, d) in vif_scales((*refs, dist)):
+        mu2 = _valid_filter(d, k)
+        s2 = _valid_filter(d * d, k) - mu2 * mu2
+        for i, ref in enumerate(scaled_refs):
             mu1 = _valid_filter(ref, k)
-            s1 = np.maximum(_valid_filter(ref * ref, k) - mu1 * mu1, 0)
-            s12 = _valid_filter(ref * dist, k) - mu1 * mu2
-            # The Evaluator's guards, in its order (copyto(where=) is masked assignment without the gather).
-            g = s12 / (s1 + eps)
-            sv = s2 - g * s12
-            low1 = s1 < eps
-            np.copyto(g, 0.0, where=low1)
-            np.copyto(sv, s2, where=low1)
-            np.copyto(s1, 0.0, where=low1)
-            np.copyto(g, 0.0, where=low2)
-            np.copyto(sv, 0.0, where=low2)
-            neg = g < 0
-            np.copyto(sv, s2, where=neg)
-            np.copyto(g, 0.0, where=neg)
-            np.maximum(sv, eps, out=sv)
-            num[i] += np.sum(np.log10(1 + g * g * s1 / (sv + sigma_nsq)))
-            den[i] += np.sum(np.log10(1 + s1 / sigma_nsq))
+            n, m = vif_terms(_valid_filter(ref * ref, k) - mu1 * mu1, s2, _valid_filter(ref * d, k) - mu1 * mu2)
+            num[i] += n
+            den[i] += m
     return [1.0 if np.isnan(n / d) else float(n / d) for n, d in zip(num, den)]
 
 

@@ -23,7 +23,7 @@ import math
 import cv2
 import numpy as np
 
-from psfusion_ros.metrics.fusion import _gauss_kernel_1d, _valid_filter
+from psfusion_ros.metrics.fusion import _valid_filter, vif_scales, vif_terms
 
 MATLAB_EPS = np.finfo(np.float64).eps
 
@@ -69,37 +69,16 @@ def _corr2(a: np.ndarray, b: np.ndarray) -> float:
 
 def _vifp_uint8(ref: np.ndarray, dist: np.ndarray) -> float:
     """``vifp_mscale.m`` with uint8 inputs: at scale 1 the products ``ref.*ref`` etc. saturate at 255."""
-    sigma_nsq, eps = 2.0, 1e-10
-    num = den = 0.0
-    ref, dist = ref.astype(np.float64), dist.astype(np.float64)
-    for scale in range(1, 5):
-        k = _gauss_kernel_1d(2 ** (4 - scale + 1) + 1)
-        if scale > 1:
-            ref = _valid_filter(ref, k)[::2, ::2]
-            dist = _valid_filter(dist, k)[::2, ::2]
-
+    num = den = np.float64(0.0)
+    for scale, k, (r, d) in vif_scales((ref, dist)):
         def product(x: np.ndarray, y: np.ndarray, first: bool = scale == 1) -> np.ndarray:
             return np.minimum(x * y, 255.0) if first else x * y  # uint8 .* uint8 saturates
 
-        mu1, mu2 = _valid_filter(ref, k), _valid_filter(dist, k)
-        s1 = np.maximum(_valid_filter(product(ref, ref), k) - mu1 * mu1, 0)
-        s2 = np.maximum(_valid_filter(product(dist, dist), k) - mu2 * mu2, 0)
-        s12 = _valid_filter(product(ref, dist), k) - mu1 * mu2
-        g = s12 / (s1 + eps)
-        sv = s2 - g * s12
-        low1 = s1 < eps
-        np.copyto(g, 0.0, where=low1)
-        np.copyto(sv, s2, where=low1)
-        np.copyto(s1, 0.0, where=low1)
-        low2 = s2 < eps
-        np.copyto(g, 0.0, where=low2)
-        np.copyto(sv, 0.0, where=low2)
-        neg = g < 0
-        np.copyto(sv, s2, where=neg)
-        np.copyto(g, 0.0, where=neg)
-        np.maximum(sv, eps, out=sv)
-        num += np.sum(np.log10(1 + g * g * s1 / (sv + sigma_nsq)))
-        den += np.sum(np.log10(1 + s1 / sigma_nsq))
+        mu1, mu2 = _valid_filter(r, k), _valid_filter(d, k)
+        n, m = vif_terms(_valid_filter(product(r, r), k) - mu1 * mu1, _valid_filter(product(d, d), k) - mu2 * mu2,
+                         _valid_filter(product(r, d), k) - mu1 * mu2)
+        num += n
+        den += m
     return float(num / den)
 
 
