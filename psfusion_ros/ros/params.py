@@ -38,7 +38,7 @@ PARAMS: tuple[Param, ...] = (
     Param("allow_untrained", False, "run seeded untrained weights when checkpoint is empty (demos only)"),
     Param("device", "auto", "auto picks CUDA when available", DEVICES),
     Param("backend", "eager", "inference backend", BACKENDS),
-    Param("precision", "fp32", "fp32 | bf16 (CPU autocast) | fp16 (CUDA)", PRECISIONS),
+    Param("precision", "fp32", "bf16 is CPU autocast, fp16 needs CUDA", PRECISIONS),
     Param("network_height", 480, "network input height, a multiple of 32"),
     Param("network_width", 640, "network input width, a multiple of 32"),
     Param("sync.queue_size", 10, "messages kept per camera by the ApproximateTime synchronizer"),

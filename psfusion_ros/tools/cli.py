@@ -28,7 +28,7 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument(
         "--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-        help="bf16 is ~2.6x faster on CPUs with AVX-512 BF16; fp16 needs CUDA (default fp32)",
+        help="bf16 only pays off on CPUs with AVX-512 BF16/AMX (psfusion-bench backends); fp16 needs CUDA",
     )
 
 
