@@ -176,11 +176,6 @@ def qabf(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(qa * ga + qb * gb) / np.sum(ga + gb))
 
 
-def ssim_skimage019(x: np.ndarray, y: np.ndarray, data_range: float = 2.0) -> float:
-    """scikit-image ≤0.19 ``structural_similarity(x, y)`` on float32 input (no data_range given: 2)."""
-    return _ssim_many(x, (y,), data_range)[0]
-
-
 def _box7(img: np.ndarray) -> np.ndarray:
     # scipy's uniform_filter(size=7, mode='reflect'): one pass per axis (rows first), each summed in double and
     # stored in the input's float32; the float32 rounding between passes matters where variance cancels.
@@ -189,7 +184,8 @@ def _box7(img: np.ndarray) -> np.ndarray:
 
 
 def _ssim_many(x: np.ndarray, others: tuple[np.ndarray, ...], data_range: float = 2.0) -> list[float]:
-    """SSIM of ``x`` against each image in ``others``; ``x``'s local statistics are computed once."""
+    """scikit-image ≤0.19 ``structural_similarity(x, y)`` on float32 input (no data_range given: 2) for
+    each ``y`` in ``others``; ``x``'s local statistics are computed once."""
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     cov_norm = 49 / 48  # sample covariance over the 7x7 window
     ux, uxx = _box7(x), _box7(x * x)

@@ -16,9 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from psfusion_ros.pipeline import FusionPipeline, FusionResult
+from psfusion_ros.pipeline.color import colorize
 from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.tools.cli import add_runtime_args, existing_dir, run_cli
-from psfusion_ros.tools.image_io import colorize, matched_names, read_image, write_image
+from psfusion_ros.tools.image_io import matched_names, read_image, write_image
 
 
 @dataclass

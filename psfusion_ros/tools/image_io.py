@@ -9,10 +9,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from psfusion_ros.pipeline.color import colorize
-
-__all__ = ["colorize", "matched_names", "natural_key", "read_image", "write_image"]
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
