@@ -83,6 +83,7 @@ class Registration:
         self.thermal_camera = thermal_camera
         self.rgb_camera = rgb_camera
         self._cache: dict[tuple[tuple[int, int], tuple[int, int]], tuple[np.ndarray, np.ndarray]] = {}
+        self._grids: dict[tuple, torch.Tensor] = {}
 
     # -- construction helpers -------------------------------------------------------------------
     @classmethod
@@ -119,6 +120,7 @@ class Registration:
                 changed = True
         if changed:
             self._cache.clear()
+            self._grids.clear()
 
     @property
     def ready(self) -> bool:
@@ -184,8 +186,12 @@ class Registration:
 
     def _apply_torch(self, thermal: torch.Tensor, map_x: np.ndarray, map_y: np.ndarray) -> torch.Tensor:
         th, tw = thermal.shape[-2:]
-        grid = torch.from_numpy(np.stack([(map_x + 0.5) * 2 / tw - 1, (map_y + 0.5) * 2 / th - 1], axis=-1))
-        grid = grid.to(device=thermal.device, dtype=thermal.dtype if thermal.is_floating_point() else torch.float32)
-        batch = thermal.reshape(1, 1, th, tw).to(grid.dtype)
-        out = F.grid_sample(batch, grid[None], mode="bilinear", padding_mode="zeros", align_corners=False)
+        dtype = thermal.dtype if thermal.is_floating_point() else torch.float32
+        key = (map_x.shape, (th, tw), thermal.device, dtype)
+        grid = self._grids.get(key)
+        if grid is None:  # built and moved to the device once per geometry, not per frame
+            normalized = np.stack([(map_x + 0.5) * 2 / tw - 1, (map_y + 0.5) * 2 / th - 1], axis=-1)
+            grid = self._grids[key] = torch.from_numpy(normalized)[None].to(device=thermal.device, dtype=dtype)
+        batch = thermal.reshape(1, 1, th, tw).to(dtype)
+        out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return out.reshape(map_x.shape)

@@ -22,6 +22,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
 from psfusion_ros.model.checkpoint import CheckpointError
 from psfusion_ros.pipeline.color import colorize
@@ -210,12 +211,8 @@ class PSFusionNode(Node):
             level=bytes([snap.level]), name=f"{self.get_name()}: fusion", message=snap.message,
             hardware_id=str(p.device), values=[KeyValue(key=k, value=val) for k, val in snap.values.items()],
         )
-        self.pub_diag.publish(DiagnosticArray(header=self._diag_header(), status=[status]))
-
-    def _diag_header(self) -> Any:
-        from std_msgs.msg import Header
-
-        return Header(stamp=self.get_clock().now().to_msg())
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self.pub_diag.publish(DiagnosticArray(header=header, status=[status]))
 
     def close(self) -> None:
         """Stop the worker (waits for the frame in flight)."""
