@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all venv test lint demo clean
+.PHONY: all venv test lint demo params clean
 
 all: test
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/psfusion-demo --out demo_out
+
+# Regenerate config/psfusion.yaml from the parameter table (the README table: see test/pipeline/test_parameters.py).
+params: $(STAMP)
+	$(BIN)/python -m psfusion_ros.pipeline.parameters yaml > config/psfusion.yaml
 
 clean:
 	rm -rf $(VENV) demo_out build install log *.egg-info

@@ -8,7 +8,7 @@ PACKAGE = "psfusion_ros"
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version="0.2.0",
     packages=find_packages(exclude=["test", "test.*"]),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -52,7 +52,7 @@ setup(
             "psfusion-bench = psfusion_ros.tools.bench:main",
             "psfusion-bag = psfusion_ros.tools.make_bag:main",
             "psfusion-eval = psfusion_ros.tools.evaluate:main",
-            "psfusion_node = psfusion_ros.ros.node:main",
+            "psfusion_node = psfusion_ros.ros.entry:main",
         ],
     },
 )

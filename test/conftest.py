@@ -1,8 +1,16 @@
-"""Shared fixtures. Small images (64x96) keep the real network around a second per pass on a CPU."""
+"""Shared fixtures. Small images (64x96) keep the real network around a second per pass on a CPU.
+
+Every ROS process a test starts (and the test process itself) uses a private DDS domain discovered on loopback
+only, so parallel runs and other ROS software on the machine never see each other.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+os.environ["ROS_DOMAIN_ID"] = str(50 + os.getpid() % 150)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import numpy as np
 import pytest

@@ -51,3 +51,12 @@ def deterministic_pair(height: int = 64, width: int = 96) -> tuple[torch.Tensor,
     vi = torch.stack([0.5 + 0.4 * torch.sin(6 * x + 3 * y + k) for k in range(3)])[None]
     ir = (0.5 + 0.45 * torch.cos(9 * x * y + 4 * x))[None, None]
     return vi.float(), ir.float()
+
+
+def paper_pipeline(model: torch.nn.Module, **params: object):
+    """The paper's folder pipeline (per-image size, PIL resampling) on the CPU with ``model``'s weights."""
+    from psfusion_ros.pipeline.builder import build_pipeline
+    from psfusion_ros.pipeline.config import PipelineConfig
+
+    config = PipelineConfig().with_params({"device": "cpu", **params}).for_image_folders()
+    return build_pipeline(config, model=model)

@@ -1,6 +1,6 @@
-"""Fusion quality metrics with named profiles, and segmentation metrics."""
+"""Fusion quality metrics with named profiles (``common`` holds the shared terms), and segmentation metrics."""
 
-from psfusion_ros.metrics.fusion import METRIC_NAMES, PROFILES, fusion_metrics
+from psfusion_ros.metrics.fusion import METRIC_NAMES, PROFILES, fusion_metrics, profile_source
 from psfusion_ros.metrics.segmentation import ConfusionMatrix
 
-__all__ = ["METRIC_NAMES", "PROFILES", "ConfusionMatrix", "fusion_metrics"]
+__all__ = ["METRIC_NAMES", "PROFILES", "ConfusionMatrix", "fusion_metrics", "profile_source"]

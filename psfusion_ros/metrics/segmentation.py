@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from psfusion_ros.constants import IGNORE_LABEL, MSRS_CLASSES
+from psfusion_ros.errors import FrameError
 
 
 class ConfusionMatrix:
@@ -21,7 +22,7 @@ class ConfusionMatrix:
 
     def update(self, prediction: np.ndarray, label: np.ndarray) -> None:
         if prediction.shape != label.shape:
-            raise ValueError(f"prediction {prediction.shape} and label {label.shape} differ in shape")
+            raise FrameError(f"prediction {prediction.shape} and label {label.shape} differ in shape")
         label = label.astype(np.int64).ravel()
         prediction = prediction.astype(np.int64).ravel()
         keep = (label != self.ignore_label) & (label >= 0) & (label < self.num_classes)

@@ -15,15 +15,12 @@ from typing import Any
 import torch
 
 from psfusion_ros.constants import NUM_CLASSES, OFFICIAL_CHECKPOINT_KEY, PROJECT_CHECKPOINT_FORMAT
+from psfusion_ros.errors import CheckpointError, one_line
 from psfusion_ros.model.psfusion import PSFusion
 
 #: Wrapper keys under which training scripts commonly nest a state dict.
 _NESTED_KEYS = (OFFICIAL_CHECKPOINT_KEY, "model", "state_dict")
 _CLASSIFIER_WEIGHT = "classfier.semantic_conv2.weight"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; ``str()`` is a one-line message for the user."""
 
 
 def _safe_globals() -> list[Any]:
@@ -42,20 +39,48 @@ def _safe_globals() -> list[Any]:
     return found
 
 
+def describe_file(head: bytes) -> str | None:
+    """What a file that is not a PyTorch checkpoint looks like, from its first bytes (None: looks like one)."""
+    if not head:
+        return "an empty file"
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        return None
+    text = head.lstrip().lower()
+    if text.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the weights (run `git lfs pull` where you cloned it)"
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        return "an HTML page, not the weights (the download saved a web page: fetch the file itself)"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file, not a PyTorch checkpoint"
+
+
 def _read(path: Path) -> Any:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, expected a .pth checkpoint file")
     try:
+        with path.open("rb") as f:
+            looks_like = describe_file(f.read(512))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if looks_like:
+        raise CheckpointError(f"{path}: {looks_like}")
+    try:
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable PyTorch checkpoint ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+        detail = one_line(exc)
+        if "weights_only" in detail or "Weights only" in detail:  # torch's advice does not apply to a user file
+            detail = "it holds Python objects other than tensors and numbers"
+        raise CheckpointError(f"{path}: not a loadable PyTorch checkpoint ({detail})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError,
+            AttributeError, TypeError, MemoryError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: "
+                              f"{one_line(exc)[:120]})") from None
 
 
 def extract_state_dict(obj: Any, path: Path | str = "<checkpoint>") -> dict[str, torch.Tensor]:

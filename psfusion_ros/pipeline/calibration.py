@@ -10,7 +10,12 @@ import cv2
 import numpy as np
 import yaml
 
+from psfusion_ros.errors import ConfigError
+
 MIN_POINTS = 4
+#: Point sets whose spread across their main direction is below this fraction of the spread along it are
+#: (nearly) collinear: a homography from them is arbitrary in the other direction.
+COLLINEAR_RATIO = 0.01
 
 
 @dataclass
@@ -33,18 +38,39 @@ def project(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(np.asarray(points, np.float64).reshape(-1, 1, 2), homography).reshape(-1, 2)
 
 
+def _degenerate(points: np.ndarray) -> str | None:
+    """Why a point set cannot define a homography (None when it can)."""
+    if len(np.unique(np.round(points, 6), axis=0)) < len(points):
+        return "contain duplicates"
+    centred = points - points.mean(axis=0)
+    spread = np.linalg.svd(centred, compute_uv=False)
+    if not spread[0] > 0 or spread[1] / spread[0] < COLLINEAR_RATIO:
+        return "are (nearly) collinear"
+    if len(points) == MIN_POINTS:  # a minimal set: no three of the four may be collinear
+        for skip in range(MIN_POINTS):
+            a, b, c = np.delete(points, skip, axis=0)
+            area = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) / 2
+            if area < COLLINEAR_RATIO * spread[0] ** 2 / 2:
+                return "have three of their four points (nearly) on one line"
+    return None
+
+
 def estimate_homography(thermal_pts: np.ndarray, rgb_pts: np.ndarray, ransac_px: float = 3.0) -> HomographyFit:
     """Least squares on all points, or RANSAC (threshold ``ransac_px``) when there are 8 or more."""
     src = np.asarray(thermal_pts, np.float64).reshape(-1, 2)
     dst = np.asarray(rgb_pts, np.float64).reshape(-1, 2)
     if len(src) != len(dst):
-        raise ValueError(f"{len(src)} thermal points but {len(dst)} RGB points")
+        raise ConfigError(f"{len(src)} thermal points but {len(dst)} RGB points")
     if len(src) < MIN_POINTS:
-        raise ValueError(f"a homography needs at least {MIN_POINTS} correspondences, got {len(src)}")
+        raise ConfigError(f"a homography needs at least {MIN_POINTS} correspondences, got {len(src)}")
+    for name, pts in (("thermal", src), ("RGB", dst)):
+        problem = _degenerate(pts)
+        if problem:
+            raise ConfigError(f"the {name} points {problem}: click points spread over the whole frame")
     method = cv2.RANSAC if len(src) >= 8 else 0
     H, mask = cv2.findHomography(src, dst, method, ransac_px)
-    if H is None:
-        raise ValueError("no homography fits these points (are they collinear or duplicated?)")
+    if H is None or not np.isfinite(H).all() or abs(H[2, 2]) < 1e-12:
+        raise ConfigError("no homography fits these points (are they collinear or duplicated?)")
     inliers = mask.ravel().astype(bool) if mask is not None else np.ones(len(src), bool)
     if method == cv2.RANSAC and inliers.sum() >= MIN_POINTS:  # refine on the inliers only
         H, _ = cv2.findHomography(src[inliers], dst[inliers], 0)
@@ -58,7 +84,7 @@ def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read points ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read points ({exc.strerror})") from None
     try:
         if path.suffix.lower() == ".csv":
             rows = [r for r in text.splitlines() if r.strip() and not r.lstrip().startswith("#")]
@@ -72,11 +98,11 @@ def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             else:
                 data = np.hstack([np.asarray(doc["thermal"], np.float64).reshape(-1, 2),
                                   np.asarray(doc["rgb"], np.float64).reshape(-1, 2)])
-    except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
-        raise ValueError(f"{path}: expected rows of thermal_x,thermal_y,rgb_x,rgb_y "
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, yaml.YAMLError):
+        raise ConfigError(f"{path}: expected rows of thermal_x,thermal_y,rgb_x,rgb_y "
                          "(CSV) or 'pairs'/'thermal'+'rgb' lists (YAML)") from None
     if not np.isfinite(data).all():
-        raise ValueError(f"{path}: points must be finite numbers")
+        raise ConfigError(f"{path}: points must be finite numbers")
     return data[:, :2], data[:, 2:]
 
 

@@ -32,24 +32,14 @@ def _rgb_channels(y: torch.Tensor, dcr: torch.Tensor, dcb: torch.Tensor) -> list
 
 
 def rgb_to_ycrcb(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(..., 3) RGB → Y, Cr, Cb, each (...) and clamped to [0, 1] like ``utils.RGB2YCrCb``."""
+    """(..., 3) RGB → Y, Cr, Cb, each (...) and clamped to [0, 1] like ``utils.RGB2YCrCb`` (training targets)."""
     y, dcr, dcb = _chroma(rgb)
     return y.clamp_(0.0, 1.0), dcr.add_(CHROMA_OFFSET), dcb.add_(CHROMA_OFFSET)
 
 
-def ycrcb_to_rgb(y: torch.Tensor, cr: torch.Tensor, cb: torch.Tensor) -> torch.Tensor:
-    """Y, Cr, Cb (...) → (..., 3) RGB clamped to [0, 1], with the matrix of ``utils.YCbCr2RGB``."""
-    return torch.stack(_rgb_channels(y, cr - CHROMA_OFFSET, cb - CHROMA_OFFSET), dim=-1).clamp_(0.0, 1.0)
-
-
-def fuse_luminance(fused_y: torch.Tensor, visible_rgb: torch.Tensor) -> torch.Tensor:
-    """Colour fused image (..., 3) in [0, 1]: the network's Y (...) with the visible image's chroma."""
-    _, dcr, dcb = _chroma(visible_rgb)
-    return torch.stack(_rgb_channels(fused_y.to(dcr.dtype), dcr, dcb), dim=-1).clamp_(0.0, 1.0)
-
-
 def fused_rgb_uint8(fused_y: torch.Tensor, visible_rgb: torch.Tensor) -> torch.Tensor:
-    """``to_uint8(fuse_luminance(...))`` in one pass per plane, interleaving only the 8-bit result."""
+    """The fused colour image as uint8 (..., 3): the network's Y (...) with the visible image's chroma, back to
+    RGB with the reference's ``YCbCr2RGB`` matrix, clamped, ``×255`` and truncated; one pass per plane."""
     _, dcr, dcb = _chroma(visible_rgb)
     planes = _rgb_channels(fused_y.to(dcr.dtype), dcr, dcb)
     return torch.stack([to_uint8(p.clamp_(0.0, 1.0)) for p in planes], dim=-1)

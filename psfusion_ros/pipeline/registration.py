@@ -12,6 +12,7 @@ tensors (so the stage can move to the GPU next to the network):
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,16 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-MODES = ("identity", "homography", "camera_info")
+from psfusion_ros.errors import ConfigError, FrameError
+from psfusion_ros.pipeline.config import RegistrationConfig
+from psfusion_ros.pipeline.parameters import REGISTRATION_MODES as MODES
+
+#: Sampling maps kept per (RGB size, thermal size): a camera that changes resolution, not one map per frame.
+MAP_CACHE_SIZE = 4
+#: Distortion vector lengths OpenCV understands (plumb_bob 5, rational_polynomial 8, equidistant 4, ...).
+DISTORTION_LENGTHS = (0, 4, 5, 8, 12, 14)
+#: A calibration is rescaled to another frame size only when the aspect ratio agrees to this fraction.
+ASPECT_TOLERANCE = 0.01
 
 
 @dataclass
@@ -34,25 +44,41 @@ class CameraModel:
     K: np.ndarray  # (3, 3)
     D: np.ndarray = field(default_factory=lambda: np.zeros(5))
 
+    def __post_init__(self) -> None:
+        k, d = np.asarray(self.K, np.float64), np.asarray(self.D, np.float64).ravel()
+        if k.size != 9 or not np.isfinite(k).all():
+            raise ConfigError(f"camera intrinsics K must be 9 finite numbers, got {k.size}")
+        k = k.reshape(3, 3)
+        if not (k[0, 0] > 0 and k[1, 1] > 0):  # also false for NaN
+            raise ConfigError(f"camera intrinsics have no valid focal length (fx {k[0, 0]:g}, fy {k[1, 1]:g})")
+        if d.size not in DISTORTION_LENGTHS or not np.isfinite(d).all():
+            raise ConfigError(f"distortion D must be {', '.join(map(str, DISTORTION_LENGTHS[1:]))} finite numbers, "
+                              f"got {d.size}")
+        if not (self.width > 0 and self.height > 0):
+            raise ConfigError(f"camera size {self.width}x{self.height} is not positive")
+        self.K, self.D = k, d if d.size else np.zeros(5)
+
     @classmethod
     def from_camera_info(cls, msg: Any) -> CameraModel:
-        k = np.asarray(msg.k if hasattr(msg, "k") else msg.K, dtype=np.float64).reshape(3, 3)
-        d = np.asarray(msg.d if hasattr(msg, "d") else msg.D, dtype=np.float64)
-        if k[0, 0] <= 0 or k[1, 1] <= 0:
-            raise ValueError("camera_info has no valid intrinsics (K[0] or K[4] is not positive)")
-        return cls(int(msg.width), int(msg.height), k, d if d.size else np.zeros(5))
+        """From a sensor_msgs/CameraInfo; :class:`ConfigError` for intrinsics that cannot be used."""
+        try:
+            k = np.asarray(msg.k if hasattr(msg, "k") else msg.K, dtype=np.float64)
+            d = np.asarray(msg.d if hasattr(msg, "d") else msg.D, dtype=np.float64)
+            width, height = int(msg.width), int(msg.height)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ConfigError(f"not a camera_info ({type(exc).__name__})") from None
+        return cls(width, height, k, d)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraModel:
-        return cls(int(data["width"]), int(data["height"]),
-                   np.asarray(data["K"], dtype=np.float64).reshape(3, 3),
+        return cls(int(data["width"]), int(data["height"]), np.asarray(data["K"], dtype=np.float64),
                    np.asarray(data.get("D", [0.0] * 5), dtype=np.float64))
 
 
 def _as_matrix(values: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.size != int(np.prod(shape)) or not np.isfinite(array).all():
-        raise ValueError(f"{name} must be {int(np.prod(shape))} finite numbers, got {array.size}")
+        raise ConfigError(f"{name} must be {int(np.prod(shape))} finite numbers, got {array.size}")
     return array.reshape(shape)
 
 
@@ -68,46 +94,72 @@ class Registration:
         plane_depth: float = 10.0,
         thermal_camera: CameraModel | None = None,
         rgb_camera: CameraModel | None = None,
+        calibrated_sizes: tuple[tuple[int, int], tuple[int, int] | None] | None = None,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"unknown registration mode {mode!r}; expected one of {MODES}")
+            raise ConfigError(f"unknown registration mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         self.homography = _as_matrix(np.eye(3) if homography is None else homography, (3, 3), "homography")
-        if abs(np.linalg.det(self.homography)) < 1e-12:
-            raise ValueError("homography is singular")
+        if not abs(np.linalg.det(self.homography)) > 1e-12:
+            raise ConfigError("homography is singular")
         self.rotation = _as_matrix(np.eye(3) if rotation is None else rotation, (3, 3), "rotation")
         self.translation = _as_matrix(np.zeros(3) if translation is None else translation, (3,), "translation")
-        if plane_depth <= 0:
-            raise ValueError("plane_depth must be positive (metres in front of the RGB camera)")
+        if not float(plane_depth) > 0:
+            raise ConfigError("plane_depth must be positive (metres in front of the RGB camera)")
         self.plane_depth = float(plane_depth)
         self.thermal_camera = thermal_camera
         self.rgb_camera = rgb_camera
-        self._cache: dict[tuple[tuple[int, int], tuple[int, int]], tuple[np.ndarray, np.ndarray]] = {}
-        self._grids: dict[tuple, torch.Tensor] = {}
+        #: (thermal (H, W), RGB (H, W) or None) the homography was calibrated at, from the calibration file
+        self.calibrated_sizes = calibrated_sizes
+        self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._grids: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._notes: list[str] = []
 
     # -- construction helpers -------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> Registration:
+    def from_config(cls, config: RegistrationConfig) -> Registration:
+        """The calibration file when one is named, else the matrices in the parameters."""
+        if config.calibration_file:
+            return cls.from_file(config.calibration_file)
+        return cls(config.mode, homography=config.homography, rotation=config.rotation,
+                   translation=config.translation, plane_depth=config.plane_depth)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Registration:
         """A calibration YAML written by ``psfusion-calibrate`` (or by hand, same keys)."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read calibration ({exc.__class__.__name__})") from None
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such calibration file") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read calibration ({exc.__class__.__name__})") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: calibration must be a YAML mapping")
-        kwargs: dict[str, Any] = {"mode": data.get("mode", "homography")}
-        for key in ("homography", "rotation", "translation", "plane_depth"):
-            if key in data:
-                kwargs[key] = data[key]
-        for key, arg in (("thermal_camera", "thermal_camera"), ("rgb_camera", "rgb_camera")):
-            if isinstance(data.get(key), dict):
-                kwargs[arg] = CameraModel.from_dict(data[key])
-        kwargs.update(overrides)
+            raise ConfigError(f"{path}: calibration must be a YAML mapping (mode, homography, ...)")
+        mode = data.get("mode", "homography")
+        needed = {"homography": ("homography",), "camera_info": ("rotation", "translation"), "identity": ()}
+        missing = [key for key in needed.get(mode, ()) if key not in data]
+        if missing:
+            raise ConfigError(f"{path}: {mode} calibration has no {', '.join(missing)}")
+        kwargs: dict[str, Any] = {"mode": mode}
         try:
+            for key in ("homography", "rotation", "translation", "plane_depth"):
+                if key in data:
+                    kwargs[key] = data[key]
+            for key in ("thermal_camera", "rgb_camera"):
+                if isinstance(data.get(key), dict):
+                    kwargs[key] = CameraModel.from_dict(data[key])
+            if "thermal_size" in data:
+                thermal_size = tuple(int(v) for v in data["thermal_size"])
+                rgb_size = tuple(int(v) for v in data["rgb_size"]) if "rgb_size" in data else None
+                if len(thermal_size) != 2 or (rgb_size is not None and len(rgb_size) != 2):
+                    raise ConfigError("thermal_size and rgb_size are [height, width]")
+                kwargs["calibrated_sizes"] = (thermal_size, rgb_size)
             return cls(**kwargs)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise ConfigError(f"{path}: invalid calibration value ({type(exc).__name__}: {exc})") from None
 
     def set_cameras(self, thermal: CameraModel | None, rgb: CameraModel | None) -> None:
         """Update intrinsics (from camera_info topics); maps are rebuilt only when they change."""
@@ -122,6 +174,11 @@ class Registration:
             self._cache.clear()
             self._grids.clear()
 
+    def take_notes(self) -> list[str]:
+        """Things worth a log line that happened since the last call (a calibration rescaled to a new size)."""
+        notes, self._notes = self._notes, []
+        return notes
+
     @property
     def ready(self) -> bool:
         """False while camera_info mode still waits for both cameras' intrinsics."""
@@ -134,7 +191,30 @@ class Registration:
         maps = self._cache.get(key)
         if maps is None:  # (the cache may be cleared by new camera_info from another thread meanwhile)
             maps = self._cache[key] = self._build_maps(*key)
+            while len(self._cache) > MAP_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
         return maps
+
+    def _homography_for(self, rgb_size: tuple[int, int], thermal_size: tuple[int, int]) -> np.ndarray:
+        """The calibrated homography, rescaled when the frames are not the size it was calibrated at."""
+        if self.calibrated_sizes is None:
+            return self.homography
+        cal_thermal, cal_rgb = self.calibrated_sizes
+        H = self.homography
+        for side, cal, now in (("thermal", cal_thermal, thermal_size), ("RGB", cal_rgb, rgb_size)):
+            if cal is None or tuple(cal) == tuple(now):
+                continue
+            if abs((cal[1] / cal[0]) / (now[1] / now[0]) - 1) > ASPECT_TOLERANCE:
+                raise FrameError(f"calibration was made for a {cal[1]}x{cal[0]} {side} frame; this one is "
+                                 f"{now[1]}x{now[0]} (another aspect ratio): re-run psfusion-calibrate")
+            # pixel-centre aligned scale from the frame's pixels to the calibrated ones (or back for RGB)
+            sx, sy = cal[1] / now[1], cal[0] / now[0]
+            to_cal = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+            H = H @ to_cal if side == "thermal" else np.linalg.inv(to_cal) @ H
+            self._notes.append(f"calibration made at {side} {cal[1]}x{cal[0]} rescaled to {now[1]}x{now[0]}")
+        return H
 
     def _build_maps(self, rgb_size: tuple[int, int], thermal_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb_size
@@ -145,7 +225,7 @@ class Registration:
             x = (u + 0.5) * (tw / w) - 0.5
             y = (v + 0.5) * (th / h) - 0.5
         elif self.mode == "homography":
-            inv = np.linalg.inv(self.homography)
+            inv = np.linalg.inv(self._homography_for(rgb_size, thermal_size))
             pts = np.stack([u, v, np.ones_like(u)], axis=-1) @ inv.T
             x, y = pts[..., 0] / pts[..., 2], pts[..., 1] / pts[..., 2]
         else:
@@ -154,7 +234,7 @@ class Registration:
 
     def _camera_info_maps(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.ready:
-            raise ValueError("camera_info registration needs both cameras' camera_info (none received yet)")
+            raise FrameError("camera_info registration needs both cameras' camera_info (none received yet)")
         rgb, thermal = self.rgb_camera, self.thermal_camera
         assert rgb is not None and thermal is not None
         pixels = np.stack([u.ravel(), v.ravel()], axis=-1).reshape(-1, 1, 2)
@@ -177,11 +257,11 @@ class Registration:
         thermal_size = tuple(thermal.shape[-2:])
         if self.is_passthrough(rgb_size, thermal_size):
             return thermal
+        if self.mode == "identity" and not isinstance(thermal, torch.Tensor):  # a plain rescale needs no map
+            return cv2.resize(thermal, (rgb_size[1], rgb_size[0]), interpolation=cv2.INTER_LINEAR)
         map_x, map_y = self.maps(rgb_size, thermal_size)
         if isinstance(thermal, torch.Tensor):
             return self._apply_torch(thermal, map_x, map_y)
-        if self.mode == "identity":
-            return cv2.resize(thermal, (rgb_size[1], rgb_size[0]), interpolation=cv2.INTER_LINEAR)
         return cv2.remap(thermal, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def _apply_torch(self, thermal: torch.Tensor, map_x: np.ndarray, map_y: np.ndarray) -> torch.Tensor:
@@ -192,6 +272,8 @@ class Registration:
         if grid is None:  # built and moved to the device once per geometry, not per frame
             normalized = np.stack([(map_x + 0.5) * 2 / tw - 1, (map_y + 0.5) * 2 / th - 1], axis=-1)
             grid = self._grids[key] = torch.from_numpy(normalized)[None].to(device=thermal.device, dtype=dtype)
+            while len(self._grids) > MAP_CACHE_SIZE:
+                self._grids.popitem(last=False)
         batch = thermal.reshape(1, 1, th, tw).to(dtype)
         out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return out.reshape(map_x.shape)

@@ -15,32 +15,34 @@ import torch.nn.functional as F
 from PIL import Image
 
 from psfusion_ros.constants import SIZE_MULTIPLE
-
-RESAMPLERS = ("paper", "fast")
+from psfusion_ros.errors import ConfigError, FrameError
+from psfusion_ros.pipeline.parameters import MAX_NETWORK_SIDE, RESAMPLERS
 
 
 def floor_to_multiple(height: int, width: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
     """Largest (H, W) ≤ the input that the network accepts, as the reference's ``w - w % 32``."""
     if height < multiple or width < multiple:
-        raise ValueError(f"image {height}x{width} is smaller than the network minimum {multiple}x{multiple}")
+        raise FrameError(f"image {height}x{width} is smaller than the network minimum {multiple}x{multiple}")
     return height - height % multiple, width - width % multiple
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"480x640"`` → (480, 640); both must be positive multiples of 32."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
-    if not match:
-        raise ValueError(f"network size {text!r} is not of the form HxW, e.g. 480x640")
+def parse_size(text: str, network: bool = True) -> tuple[int, int]:
+    """``"480x640"`` → (480, 640). Network sizes must also be multiples of 32 (up to the largest side)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", str(text))
+    if not match or not int(match.group(1)) or not int(match.group(2)):
+        raise ConfigError(f"size {text!r} is not HEIGHTxWIDTH in pixels, e.g. 480x640")
     size = int(match.group(1)), int(match.group(2))
-    check_network_size(size)
+    if network:
+        check_network_size(size)
     return size
 
 
 def check_network_size(size: tuple[int, int]) -> None:
-    """Raise ``ValueError`` unless both sides are positive multiples of 32."""
+    """Raise :class:`ConfigError` unless both sides are multiples of 32 within the supported range."""
     h, w = size
-    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise ValueError(f"network size {h}x{w} must be positive multiples of {SIZE_MULTIPLE}")
+    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE or max(h, w) > MAX_NETWORK_SIDE:
+        raise ConfigError(f"network size {h}x{w}: both sides must be multiples of {SIZE_MULTIPLE} "
+                          f"from {SIZE_MULTIPLE} to {MAX_NETWORK_SIDE}")
 
 
 def resize_image(image: np.ndarray | torch.Tensor, size: tuple[int, int], resample: str = "paper"
@@ -61,7 +63,7 @@ def resize_image(image: np.ndarray | torch.Tensor, size: tuple[int, int], resamp
     if resample == "fast":
         shrinking = h * w < image.shape[0] * image.shape[1]
         return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    raise ValueError(f"unknown resampler {resample!r}; expected one of {RESAMPLERS}")
+    raise ConfigError(f"unknown resampler {resample!r}; expected one of {RESAMPLERS}")
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -21,6 +21,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from psfusion_ros.errors import ConfigError
+
 NS_PER_SECOND = 1_000_000_000
 JUMP_BACK_RESET_NS = NS_PER_SECOND
 
@@ -55,11 +57,11 @@ class ApproximateTimeSync:
         reset_on_jump_back_ns: int | None = JUMP_BACK_RESET_NS,
     ) -> None:
         if num_inputs < 2:
-            raise ValueError("ApproximateTimeSync needs at least two inputs")
+            raise ConfigError("ApproximateTimeSync needs at least two inputs")
         if queue_size < 1:
-            raise ValueError("queue_size must be at least 1 (2 or more recommended)")
+            raise ConfigError("queue_size must be at least 1 (2 or more recommended)")
         if max_interval_ns is not None and max_interval_ns < 0:
-            raise ValueError("max_interval_ns must be non-negative")
+            raise ConfigError("max_interval_ns must be non-negative")
         self.num_inputs = num_inputs
         self.queue_size = queue_size
         self.max_interval_ns = max_interval_ns

@@ -7,47 +7,21 @@ contrast without the brightness flicker a per-frame min/max gives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-MODES = ("none", "minmax", "percentile", "fixed")
+from psfusion_ros.errors import FrameError
+from psfusion_ros.pipeline.config import ThermalConfig
+
 #: Percentiles are estimated on every n-th pixel in each direction (1/16 of a frame): ~1 ms at 640x480.
 _SUBSAMPLE = 4
-
-
-@dataclass
-class ThermalConfig:
-    mode: str = "percentile"
-    low_percentile: float = 1.0
-    high_percentile: float = 99.0
-    #: Weight of the previous range in the exponential moving average (0 = no smoothing).
-    smoothing: float = 0.8
-    fixed_min: float = 0.0
-    fixed_max: float = 1.0
-    #: White-hot output from a black-hot camera.
-    invert: bool = False
-    #: 8-bit thermal is usually already contrast-managed by the camera: pass it through unless True.
-    normalize_8bit: bool = False
-
-    def validate(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown thermal normalization {self.mode!r}; expected one of {MODES}")
-        if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
-            raise ValueError("thermal percentiles must satisfy 0 <= low < high <= 100")
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ValueError("thermal smoothing must be in [0, 1)")
-        if self.mode == "fixed" and not self.fixed_max > self.fixed_min:
-            raise ValueError("thermal fixed_max must be greater than fixed_min")
 
 
 class ThermalNormalizer:
     """Stateful normalizer: one per camera stream (the smoothed range carries over between frames)."""
 
     def __init__(self, config: ThermalConfig | None = None) -> None:
-        self.config = config or ThermalConfig()
-        self.config.validate()
+        self.config = config or ThermalConfig()  # validated when it was built
         self._range: tuple[float, float] | None = None
 
     def reset(self) -> None:
@@ -79,10 +53,15 @@ class ThermalNormalizer:
         return float(lo), float(hi)
 
     def __call__(self, frame: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """(H, W) uint8/uint16/float → float32 in [0, 1]; NaN/Inf pixels become 0. numpy or torch, CPU or GPU."""
+        """(H, W) uint8/uint16/float → float32 in [0, 1]; NaN/Inf pixels become 0. numpy or torch, CPU or GPU.
+
+        8-bit thermal that needs no stretching stays uint8 (inverted exactly if asked), so image-folder
+        datasets take exactly the reference's path (PIL resizes 8-bit and float images differently)."""
         if frame.ndim != 2:
-            raise ValueError(f"thermal frame must be 2-D, got shape {tuple(frame.shape)}")
+            raise FrameError(f"thermal frame must be 2-D, got shape {tuple(frame.shape)}")
         cfg = self.config
+        if _is_uint8(frame) and (cfg.mode == "none" or not cfg.normalize_8bit):
+            return 255 - frame if cfg.invert else frame
         if cfg.mode == "none" or (_is_uint8(frame) and not cfg.normalize_8bit):
             lo, span = 0.0, 255.0 if _is_uint8(frame) else 65535.0 if _is_uint16(frame) else 1.0
         else:

@@ -1,153 +1,200 @@
 """``psfusion_node``: synchronize thermal + RGB, fuse with PSFusion, publish fused image, masks, diagnostics.
 
-The ROS layer only converts messages, schedules and publishes; all processing is the ROS-free
-:class:`~psfusion_ros.pipeline.FusionPipeline`. Callbacks decode (zero-copy where possible) and feed the
-ApproximateTime synchronizer; completed pairs go to a one-slot mailbox that a worker thread drains, so a
-slow network drops stale pairs instead of queueing them.
+The ROS layer only converts messages, schedules and publishes; all processing is the ROS-free pipeline that
+:func:`~psfusion_ros.pipeline.builder.build_pipeline` assembles from the parameters. Callbacks decode
+(zero-copy where possible) and feed the ApproximateTime synchronizer; completed pairs go to a one-slot mailbox
+that a worker thread drains, so a slow network drops stale pairs instead of queueing them. No exception
+raised while handling one message leaves its callback: it becomes a diagnostics entry and a throttled log line.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
 
-from psfusion_ros.model.checkpoint import CheckpointError
+from psfusion_ros.errors import ConfigError, FrameError, ImageDecodeError, PSFusionError, one_line
+from psfusion_ros.io.image_codec import decode_rgb, decode_thermal, fill_image, stamp_ns
+from psfusion_ros.pipeline.builder import build_pipeline
 from psfusion_ros.pipeline.color import colorize
+from psfusion_ros.pipeline.config import NodeConfig, PipelineConfig
+from psfusion_ros.pipeline.fusion_pipeline import FusionResult
+from psfusion_ros.pipeline.health import ERROR, WARN, HealthMonitor
 from psfusion_ros.pipeline.mailbox import LatestMailbox
-from psfusion_ros.pipeline.registration import CameraModel
+from psfusion_ros.pipeline.pair import INPUT_NAMES, RGB, THERMAL, StampedFrame, SyncedPair
+from psfusion_ros.pipeline.parameters import NODE_NAME
+from psfusion_ros.pipeline.registration import CameraModel, Registration
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
-from psfusion_ros.ros import params as P
-from psfusion_ros.ros.health import HealthMonitor
-from psfusion_ros.ros.image_codec import ImageDecodeError, decode_image, fill_image, to_rgb, to_thermal
+from psfusion_ros.pipeline.thermal import ThermalNormalizer
+from psfusion_ros.ros.diagnostics import diagnostic_array
+from psfusion_ros.ros.params import check_change, declare_parameters
+from psfusion_ros.ros.signals import PROG, StopSignals
 
-THERMAL, RGB = 0, 1
-INPUT_NAMES = ("thermal", "rgb")
+#: A stamp this far ahead of the node's clock is reported (a camera on another clock, a bad RTC).
+FUTURE_STAMP_NS = 1_000_000_000
 
 
-def stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+def guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """Whatever one message or timer tick raises stays here: a diagnostics entry and a throttled log line."""
+
+    @functools.wraps(method)
+    def wrapper(self: PSFusionNode, *args: Any) -> None:
+        try:
+            method(self, *args)
+        except Exception as exc:  # noqa: BLE001 - the node must outlive any single message
+            text = f"{method.__name__}: {type(exc).__name__}: {one_line(exc)}"
+            self.health.processing_error(text)
+            self.warn_throttled(f"guard-{method.__name__}", text)
+
+    return wrapper
 
 
 class PSFusionNode(Node):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(P.NODE_NAME, **kwargs)
-        for p in P.PARAMS:
-            self.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description))
-        self.values = {p.name: self.get_parameter(p.name).value for p in P.PARAMS}
-        self.pipeline = P.pipeline_from_params(self.values)  # ConfigError / CheckpointError: caller reports
-        v = self.values
-        if not v["checkpoint"]:
+        super().__init__(NODE_NAME, **kwargs)
+        self._log_times: dict[str, float] = {}
+        self.values = declare_parameters(self)  # ConfigError: the caller prints one line
+        self.config = PipelineConfig.from_params(self.values)
+        self.options = NodeConfig.from_params(self.values)
+        self.health = HealthMonitor(INPUT_NAMES, self.options.diagnostics_stale_timeout,
+                                    self.options.diagnostics_expected_rate)
+        self.pipeline = build_pipeline(self.config)  # ConfigError / CheckpointError / EngineError
+        if not self.config.checkpoint:
             self.get_logger().warn("no checkpoint: running seeded UNTRAINED weights (allow_untrained=true)")
 
-        max_interval = float(v["sync.max_interval"])
-        self.sync = ApproximateTimeSync(2, int(v["sync.queue_size"]), int(max_interval * 1e9) or None)
-        self._thermal_offset_ns = int(float(v["sync.thermal_offset"]) * 1e9)
+        self.sync = ApproximateTimeSync(2, self.config.sync.queue_size, self.config.sync.max_interval_ns)
         self._sync_lock = threading.Lock()
-        self.mailbox: LatestMailbox[tuple] = LatestMailbox()
-        self.health = HealthMonitor(INPUT_NAMES, float(v["diagnostics.stale_timeout"]),
-                                    float(v["diagnostics.expected_rate"]))
+        self.mailbox: LatestMailbox[SyncedPair] = LatestMailbox()
         self._camera_info: dict[int, CameraInfo] = {}
-        self._log_times: dict[str, float] = {}
+        self._pending: dict[str, Any] = {}
 
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=int(v["qos.depth"]),
-            reliability=ReliabilityPolicy.BEST_EFFORT if v["qos.reliability"] == "best_effort"
-            else ReliabilityPolicy.RELIABLE,
-        )
-        self.create_subscription(Image, "thermal/image_raw", lambda m: self._on_image(THERMAL, m), qos,
-                                 event_callbacks=self._qos_events("thermal/image_raw"))
-        self.create_subscription(Image, "rgb/image_raw", lambda m: self._on_image(RGB, m), qos,
-                                 event_callbacks=self._qos_events("rgb/image_raw"))
-        self.create_subscription(CameraInfo, "thermal/camera_info", lambda m: self._on_info(THERMAL, m), qos)
-        self.create_subscription(CameraInfo, "rgb/camera_info", lambda m: self._on_info(RGB, m), qos)
+        o = self.options
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=o.qos_depth,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if o.qos_reliability == "best_effort"
+                         else ReliabilityPolicy.RELIABLE)
+        for index, topic in ((THERMAL, "thermal/image_raw"), (RGB, "rgb/image_raw")):
+            self.create_subscription(Image, topic, functools.partial(self._on_image, index), qos,
+                                     event_callbacks=self._qos_events(index, topic))
+        for index, topic in ((THERMAL, "thermal/camera_info"), (RGB, "rgb/camera_info")):
+            self.create_subscription(CameraInfo, topic, functools.partial(self._on_info, index), qos)
 
         self.pub_fused = self.create_publisher(Image, "fused/image", 5)
         self.pub_mask = self.create_publisher(Image, "segmentation/mask", 5)
-        self.pub_color = self.create_publisher(Image, "segmentation/color", 5) if v["publish.color"] else None
-        self.pub_overlay = self.create_publisher(Image, "fused/overlay", 5) if v["publish.overlay"] else None
-        self.pub_info = self.create_publisher(CameraInfo, "fused/camera_info", 5) if v["publish.camera_info"] else None
+        self._optional: dict[str, Any] = {}
+        self._ensure_optional_publishers()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(float(v["diagnostics.period"]), self._publish_diagnostics)
+        self._diag_timer = self.create_timer(o.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
 
         self.health.started(time.monotonic())
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="psfusion-inference", daemon=True)
         self._worker.start()
-        p = self.pipeline
+        weights = self.config.checkpoint or "UNTRAINED seeded weights"
         self.get_logger().info(
-            f"ready: {v['backend']} on {p.device} ({v['precision']}), network {p.network_size[0]}x"
-            f"{p.network_size[1]}, registration {p.registration.mode if p.registration else 'none'}, "
-            f"thermal {v['thermal.mode']}, QoS {v['qos.reliability']} depth {v['qos.depth']}; "
-            f"subscribed to {self.resolve_topic_name('thermal/image_raw')} and "
-            f"{self.resolve_topic_name('rgb/image_raw')}"
-        )
+            f"ready: checkpoint {weights}; {self.config.summary()} [{self.pipeline.device}]; "
+            f"QoS {o.qos_reliability} depth {o.qos_depth}; subscribed to "
+            f"{self.resolve_topic_name('thermal/image_raw')} and {self.resolve_topic_name('rgb/image_raw')}")
 
-    # -- helpers ----------------------------------------------------------------------------------
-    def _warn_throttled(self, key: str, text: str, period_s: float = 5.0) -> None:
+    # -- helpers ------------------------------------------------------------------------------------
+    def warn_throttled(self, key: str, text: str, period_s: float = 5.0) -> None:
         now = time.monotonic()
         if now - self._log_times.get(key, -1e9) >= period_s:
             self._log_times[key] = now
             self.get_logger().warn(text)
 
-    def _qos_events(self, topic: str) -> SubscriptionEventCallbacks:
+    def _ensure_optional_publishers(self) -> None:
+        """Optional outputs are advertised once enabled (at start-up or by a parameter change)."""
+        o = self.options
+        for key, enabled, msg_type, topic in (("color", o.publish_color, Image, "segmentation/color"),
+                                              ("overlay", o.publish_overlay, Image, "fused/overlay"),
+                                              ("info", o.publish_camera_info, CameraInfo, "fused/camera_info")):
+            if enabled and key not in self._optional:
+                self._optional[key] = self.create_publisher(msg_type, topic, 5)
+
+    def _publisher(self, key: str, enabled: bool) -> Any:
+        pub = self._optional.get(key) if enabled else None
+        return pub if pub is not None and (key == "info" or pub.get_subscription_count() > 0) else None
+
+    def _qos_events(self, index: int, topic: str) -> SubscriptionEventCallbacks:
         def incompatible(info: Any) -> None:
             text = (f"{topic}: a publisher's QoS is incompatible with this subscription "
                     f"({info.last_policy_kind}); try qos.reliability:=best_effort")
-            self.health.input_error(topic.split("/")[0], text)
-            self._warn_throttled(f"qos-{topic}", text)
+            self.health.event(WARN, f"{INPUT_NAMES[index]}: {text}")
+            self.warn_throttled(f"qos-{topic}", text)
 
         return SubscriptionEventCallbacks(incompatible_qos=incompatible)
 
     # -- callbacks (never wait for the network) ------------------------------------------------------
+    @guarded
     def _on_info(self, index: int, msg: CameraInfo) -> None:
-        first = index not in self._camera_info
-        self._camera_info[index] = msg
+        name = INPUT_NAMES[index]
         registration = self.pipeline.registration
-        if registration is not None and registration.mode == "camera_info":
+        if registration.mode == "camera_info":
             try:
                 cam = CameraModel.from_camera_info(msg)
-            except ValueError as exc:
-                self.health.input_error(INPUT_NAMES[index], f"camera_info: {exc}")
+            except ConfigError as exc:
+                self.health.input_problem(name, "camera_info errors", f"camera_info rejected: {exc}")
+                self.warn_throttled(f"info-{name}", f"{name} camera_info rejected: {exc}")
                 return
             registration.set_cameras(cam if index == THERMAL else None, cam if index == RGB else None)
-        if first:
-            self.get_logger().info(f"{INPUT_NAMES[index]} camera_info received ({msg.width}x{msg.height})")
+        if index not in self._camera_info:
+            self.get_logger().info(f"{name} camera_info received ({msg.width}x{msg.height})")
+        self._camera_info[index] = msg
 
+    @guarded
     def _on_image(self, index: int, msg: Image) -> None:
         name = INPUT_NAMES[index]
-        self.health.input_arrived(name, time.monotonic())
+        now = time.monotonic()
+        stamp = stamp_ns(msg.header.stamp)
+        self.health.input_arrived(name, now, stamp)
+        self._check_stamp(name, stamp)
         try:
-            pixels = decode_image(msg)
-            frame = to_thermal(pixels, msg.encoding) if index == THERMAL else to_rgb(pixels, msg.encoding)
+            pixels = decode_thermal(msg) if index == THERMAL else decode_rgb(msg)
         except ImageDecodeError as exc:
-            self.health.input_error(name, str(exc))
-            self._warn_throttled(f"decode-{name}", f"{name} image dropped: {exc}")
+            self.health.input_problem(name, "decode errors", f"image dropped: {exc}")
+            self.warn_throttled(f"decode-{name}", f"{name} image dropped: {exc}")
             return
-        stamp = stamp_ns(msg.header.stamp) + (self._thermal_offset_ns if index == THERMAL else 0)
+        sync_stamp = stamp + (self.config.sync.thermal_offset_ns if index == THERMAL else 0)
+        frame = StampedFrame(pixels, sync_stamp, msg.header, time.monotonic_ns())
         with self._sync_lock:
             resets = self.sync.stats.resets
-            pairs = self.sync.push(index, stamp, (msg.header, frame))
+            sets = self.sync.push(index, sync_stamp, frame)
             if self.sync.stats.resets != resets:
-                self.get_logger().warn(f"{name} stamps jumped back by more than 1 s (bag loop?): "
-                                       "synchronizer reset")
-                if self.pipeline.thermal is not None:
-                    self.pipeline.thermal.reset()
-        for pair in pairs:
-            self.mailbox.put(pair)
+                text = f"{name} stamps jumped back by more than 1 s (bag loop?): synchronizer reset"
+                self.get_logger().warn(text)
+                self.health.event(WARN, text)
+                self.pipeline.thermal.reset()
+        for matched in sets:
+            self.health.pair_matched(now)
+            self.mailbox.put(SyncedPair.from_set(matched))
+
+    def _check_stamp(self, name: str, stamp: int) -> None:
+        if stamp == 0:
+            text = "stamp is 0 (the driver does not stamp its images): latency cannot be measured"
+        elif stamp - self.get_clock().now().nanoseconds > FUTURE_STAMP_NS:
+            ahead = (stamp - self.get_clock().now().nanoseconds) / 1e9
+            text = f"stamps {ahead:.1f} s in the future (camera on another clock?)"
+        else:
+            return
+        self.health.input_problem(name, "stamp errors", text)
+        self.warn_throttled(f"stamp-{name}", f"{name} {text}")
 
     # -- worker -------------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -155,43 +202,54 @@ class PSFusionNode(Node):
             pair = self.mailbox.get(timeout=0.2)
             if pair is None:
                 continue
-            (_, (_, thermal)), (_, (header, rgb)) = pair
             try:
-                result = self.pipeline(rgb, thermal)
-            except ValueError as exc:
-                self.health.processing_error(f"pair skipped: {exc}", level=1)
-                self._warn_throttled("pair", f"pair skipped: {exc}")
+                result = self.pipeline(pair.rgb.pixels, pair.thermal.pixels)
+            except (FrameError, PSFusionError) as exc:
+                self.health.processing_error(f"pair skipped: {exc}", level=WARN)
+                self.warn_throttled("pair", f"pair skipped: {exc}")
                 continue
             except Exception as exc:  # noqa: BLE001 - the node must survive any inference failure
-                self.health.processing_error(f"inference failed: {type(exc).__name__}: {exc}")
-                self._warn_throttled("inference", f"inference failed: {type(exc).__name__}: {exc}")
+                text = f"inference failed: {type(exc).__name__}: {one_line(exc)}"
+                self.health.processing_error(text, level=ERROR)
+                self.warn_throttled("inference", text)
                 continue
-            if self._stopping.is_set() or not rclpy.ok():
+            for note in self.pipeline.registration.take_notes():
+                self.get_logger().warn(note)
+                self.health.event(WARN, note)
+            if self._stopping.is_set() or not rclpy.ok(context=self.context):
                 break
-            self._publish(header, result)
+            try:
+                self._publish(pair, result)
+            except Exception as exc:  # noqa: BLE001 - a publish failure must not end the worker
+                self.health.processing_error(f"publish failed: {type(exc).__name__}: {one_line(exc)}")
 
-    def _publish(self, header: Any, result: Any) -> None:
-        if not header.frame_id and self.values["rgb_frame_id"]:
-            header.frame_id = self.values["rgb_frame_id"]
+    def _publish(self, pair: SyncedPair, result: FusionResult) -> None:
+        header = pair.rgb.header
+        if not header.frame_id and self.options.rgb_frame_id:
+            header.frame_id = self.options.rgb_frame_id
+        o = self.options
         self.pub_fused.publish(fill_image(Image(header=header), result.fused, "rgb8"))
         self.pub_mask.publish(fill_image(Image(header=header), result.class_ids, "mono8"))
         color = None
-        if self.pub_color is not None and self.pub_color.get_subscription_count() > 0:
+        if (pub := self._publisher("color", o.publish_color)) is not None:
             color = colorize(result.class_ids)
-            self.pub_color.publish(fill_image(Image(header=header), color, "rgb8"))
-        if self.pub_overlay is not None and self.pub_overlay.get_subscription_count() > 0:
+            pub.publish(fill_image(Image(header=header), color, "rgb8"))
+        if (pub := self._publisher("overlay", o.publish_overlay)) is not None:
             color = colorize(result.class_ids) if color is None else color
-            alpha = float(self.values["publish.overlay_alpha"])
+            alpha = o.publish_overlay_alpha
             blended = (result.fused * (1 - alpha) + color * alpha).astype(np.uint8)
-            self.pub_overlay.publish(fill_image(Image(header=header), blended, "rgb8"))
+            pub.publish(fill_image(Image(header=header), blended, "rgb8"))
         info = self._camera_info.get(RGB)
-        if self.pub_info is not None and info is not None:
+        if (pub := self._publisher("info", o.publish_camera_info)) is not None and info is not None:
             info.header = header
-            self.pub_info.publish(info)
-        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) / 1e6
-        self.health.processed(time.monotonic(), latency_ms, result.timing_ms)
+            pub.publish(info)
+        stamp = stamp_ns(header.stamp)
+        now = self.get_clock().now().nanoseconds
+        latency = (now - stamp) / 1e6 if 0 < stamp <= now + FUTURE_STAMP_NS else None
+        self.health.processed(time.monotonic(), latency, result.timing_ms, result.thermal_blank)
 
     # -- diagnostics --------------------------------------------------------------------------------
+    @guarded
     def _publish_diagnostics(self) -> None:
         stats = self.sync.stats
         p = self.pipeline
@@ -201,53 +259,111 @@ class PSFusionNode(Node):
             "rgb dropped by sync": str(stats.dropped[RGB]),
             "sync resets": str(stats.resets),
             "stale pairs skipped": str(self.mailbox.replaced),
-            "backend": self.values["backend"],
+            "backend": getattr(p.engine, "name", self.config.engine.backend),
             "device": str(p.device),
-            "precision": self.values["precision"],
-            "network size": f"{p.network_size[0]}x{p.network_size[1]}",
+            "precision": self.config.engine.precision,
+            "network size": f"{p.network_size[0]}x{p.network_size[1]}" if p.network_size else "per frame",
+            "checkpoint": self.config.checkpoint or "untrained",
+            "thermal range": _range_text(p.thermal.current_range, self.config.thermal.mode),
         }
         snap = self.health.snapshot(time.monotonic(), extra)
-        status = DiagnosticStatus(
-            level=bytes([snap.level]), name=f"{self.get_name()}: fusion", message=snap.message,
-            hardware_id=str(p.device), values=[KeyValue(key=k, value=val) for k, val in snap.values.items()],
-        )
-        header = Header(stamp=self.get_clock().now().to_msg())
-        self.pub_diag.publish(DiagnosticArray(header=header, status=[status]))
+        self.pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{self.get_name()}: fusion",
+                                               str(p.device), snap))
+
+    # -- live parameter changes -----------------------------------------------------------------------
+    def _check_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse what is invalid, with the reason ``ros2 param set`` prints; prepare what will change."""
+        try:
+            changes = {}
+            for parameter in parameters:
+                reason, value = check_change(parameter)
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason)
+                changes[parameter.name] = value
+            values = {**self.values, **changes}
+            config = self.config.with_params(changes)
+            options = NodeConfig.from_params(values)
+            registration = None
+            if config.registration != self.config.registration:
+                registration = Registration.from_config(config.registration)
+                old = self.pipeline.registration
+                registration.set_cameras(old.thermal_camera, old.rgb_camera)
+            self._pending = {"values": values, "config": config, "options": options, "registration": registration}
+            return SetParametersResult(successful=True)
+        except PSFusionError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        old, config, options = self.config, pending["config"], pending["options"]
+        if config.thermal != old.thermal:
+            self.pipeline.thermal = ThermalNormalizer(config.thermal)
+        if pending["registration"] is not None:
+            self.pipeline.registration = pending["registration"]
+        if config.sync != old.sync:
+            with self._sync_lock:
+                self.sync.max_interval_ns = config.sync.max_interval_ns
+        self.pipeline.config = config
+        self.config, self.values = config, pending["values"]
+        if options.diagnostics_period != self.options.diagnostics_period:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(options.diagnostics_period, self._publish_diagnostics)
+        self.health.configure(options.diagnostics_stale_timeout, options.diagnostics_expected_rate)
+        self.options = options
+        self._ensure_optional_publishers()
+        names = ", ".join(f"{p.name}={p.value!r}" for p in parameters)
+        self.get_logger().info(f"parameters changed: {names}")
 
     def close(self) -> None:
         """Stop the worker (waits for the frame in flight)."""
         self._stopping.set()
         self.mailbox.close()
-        self._worker.join(timeout=30.0)
+        self._worker.join(timeout=60.0)
 
 
-def main(args: list[str] | None = None) -> int:
+def _range_text(value_range: tuple[float, float] | None, mode: str) -> str:
+    """The raw thermal values mapped to black and white (counts or °C): what to check when the image looks flat."""
+    if value_range is None:
+        return f"{mode}: type range" if mode == "none" else f"{mode}: no frame yet"
+    return f"{mode}: {value_range[0]:.6g} .. {value_range[1]:.6g}"
+
+
+def run(args: list[str], stop: StopSignals) -> int:
+    """Start, spin until a stop signal, shut down in order; exit codes: 0 stopped, 2 bad configuration."""
+    node = None
+    context = rclpy.Context()
+    code = 0
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=[PROG, *args], context=context, signal_handler_options=SignalHandlerOptions.NO)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted while starting; stopped cleanly", file=sys.stderr)
+        return 0
     except Exception as exc:  # noqa: BLE001 - rcl reports bad --ros-args as RCLError
-        reason = str(exc).split(", at /")[0]
-        print(f"psfusion_node: error: invalid ROS arguments: {reason}", file=sys.stderr)
+        print(f"{PROG}: error: invalid ROS arguments: {one_line(exc).split(', at /')[0]}", file=sys.stderr)
         return 2
     try:
-        node = PSFusionNode()
-    except (P.ConfigError, CheckpointError, ValueError) as exc:
-        print(f"psfusion_node: error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
+        node = PSFusionNode(context=context)
+        stop.phase = "running"
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        while not stop.requested.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.1)
+        stop.phase = "stopping"
         node.close()
         executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    print("psfusion_node: stopped cleanly", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except PSFusionError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:  # a signal while the weights were loading
+        print(f"{PROG}: interrupted while starting", file=sys.stderr)
+    finally:
+        stop.phase = "stopping"
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    if code == 0:
+        print(f"{PROG}: stopped cleanly", file=sys.stderr)
+    return code

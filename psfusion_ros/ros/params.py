@@ -1,165 +1,61 @@
-"""The node's parameters: names, defaults, meaning and validation, in one table (ROS-free).
+"""Declare the parameter table on an rclpy node: descriptors users can read, values checked before rclpy sees them.
 
-``config/psfusion.yaml`` repeats these defaults for users to edit; a test keeps the two identical.
+``ros2 param describe /psfusion network_height`` shows the range (step 32), choices appear in
+``additional_constraints``, and parameters that cannot change while running are read-only. Values from
+``--params-file`` and ``-p`` are checked by :func:`~psfusion_ros.pipeline.parameters.check_value` first, so an
+integer where a number is expected is accepted and a typo or a wrong type is one line, not an rclpy traceback.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
 
-from psfusion_ros.pipeline.engine import DEVICES, PRECISIONS
-from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline
-from psfusion_ros.pipeline.registration import MODES as REGISTRATION_MODES
-from psfusion_ros.pipeline.registration import Registration
-from psfusion_ros.pipeline.resize import check_network_size
-from psfusion_ros.pipeline.thermal import MODES as THERMAL_MODES
-from psfusion_ros.pipeline.thermal import ThermalConfig, ThermalNormalizer
-
-NODE_NAME = "psfusion"
-BACKENDS = ("eager",)
-RELIABILITIES = ("best_effort", "reliable")
-_IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+from psfusion_ros.errors import ConfigError
+from psfusion_ros.pipeline.parameters import PARAMS, Param, check_value, is_ros_own, unknown_parameter_message
 
 
-@dataclass(frozen=True)
-class Param:
-    name: str
-    default: Any
-    description: str
-    choices: tuple[str, ...] | None = None
+def descriptor(param: Param) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=param.description, read_only=not param.dynamic,
+                            additional_constraints=param.constraints)
+    if param.kind == "int" and (param.low is not None or param.high is not None):
+        d.integer_range = [IntegerRange(from_value=int(param.low or 0), to_value=int(param.high or 2**31 - 1),
+                                        step=param.step)]
+    elif param.kind == "float" and param.low is not None and param.high is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high))]
+    return d
 
 
-PARAMS: tuple[Param, ...] = (
-    Param("checkpoint", "", "PSFusion weights: the official best_model.pth or a psfusion_ros checkpoint"),
-    Param("allow_untrained", False, "run seeded untrained weights when checkpoint is empty (demos only)"),
-    Param("device", "auto", "auto picks CUDA when available", DEVICES),
-    Param("backend", "eager", "inference backend", BACKENDS),
-    Param("precision", "fp32", "bf16 is CPU autocast, fp16 needs CUDA", PRECISIONS),
-    Param("network_height", 480, "network input height, a multiple of 32"),
-    Param("network_width", 640, "network input width, a multiple of 32"),
-    Param("sync.queue_size", 10, "messages kept per camera by the ApproximateTime synchronizer"),
-    Param("sync.max_interval", 0.05, "largest stamp difference (s) inside a pair; 0 = unbounded"),
-    Param("sync.thermal_offset", 0.0, "seconds added to thermal stamps (drivers that stamp late with now())"),
-    Param("registration.mode", "identity", "thermal→RGB registration", REGISTRATION_MODES),
-    Param("registration.calibration_file", "", "YAML from psfusion-calibrate (overrides the values below)"),
-    Param("registration.homography", _IDENTITY, "3x3 thermal→RGB pixel homography, row-major"),
-    Param("registration.rotation", _IDENTITY, "camera_info mode: thermal camera orientation in the RGB frame"),
-    Param("registration.translation", [0.0, 0.0, 0.0], "camera_info mode: thermal camera position (m) in RGB frame"),
-    Param("registration.plane_depth", 10.0, "camera_info mode: distance (m) of the scene plane"),
-    Param("thermal.mode", "percentile", "raw thermal normalization", THERMAL_MODES),
-    Param("thermal.low_percentile", 1.0, "percentile mapped to black"),
-    Param("thermal.high_percentile", 99.0, "percentile mapped to white"),
-    Param("thermal.smoothing", 0.8, "weight of the previous range (0 = none) against brightness flicker"),
-    Param("thermal.fixed_min", 0.0, "fixed mode: value mapped to black (counts or °C)"),
-    Param("thermal.fixed_max", 1.0, "fixed mode: value mapped to white (counts or °C)"),
-    Param("thermal.invert", False, "invert (black-hot cameras)"),
-    Param("thermal.normalize_8bit", False, "also stretch mono8 thermal (usually already AGC'd by the camera)"),
-    Param("qos.reliability", "best_effort", "subscriber reliability; best_effort accepts every publisher",
-          RELIABILITIES),
-    Param("qos.depth", 5, "subscriber queue depth"),
-    Param("publish.color", True, "publish segmentation/color (computed only while subscribed)"),
-    Param("publish.overlay", False, "publish fused/overlay: the coloured mask blended over the fused image"),
-    Param("publish.overlay_alpha", 0.5, "weight of the mask in fused/overlay"),
-    Param("publish.camera_info", True, "republish the RGB camera_info as fused/camera_info"),
-    Param("rgb_frame_id", "", "frame_id for outputs when the RGB driver leaves it empty"),
-    Param("diagnostics.period", 1.0, "seconds between /diagnostics messages"),
-    Param("diagnostics.stale_timeout", 1.0, "seconds without messages before a camera is reported stale"),
-    Param("diagnostics.expected_rate", 0.0, "warn when the output rate falls below 80 % of this (Hz); 0 = off"),
-)
-DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMS}
+def _overrides(node: Node) -> dict[str, Parameter]:
+    # rclpy keeps the values from --params-file and -p here until they are declared; there is no public
+    # accessor, and checking them first is the only way to give one clear line instead of its exceptions.
+    return getattr(node, "_parameter_overrides", {})
 
 
-class ConfigError(ValueError):
-    """An invalid parameter value; ``str()`` is one line."""
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{'sync': {'queue_size': 10}}`` → ``{'sync.queue_size': 10}`` (how ROS 2 names nested params)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The flattened ``ros__parameters`` of ``node_name`` in a ROS 2 parameter file."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    for key in (node_name, f"/{node_name}", "/**"):
-        if key in data:
-            return flatten(data[key].get("ros__parameters", {}))
-    raise ConfigError(f"{path}: no ros__parameters for node {node_name!r}")
-
-
-def validate(values: dict[str, Any]) -> None:
+def declare_parameters(node: Node) -> dict[str, Any]:
+    """Declare every parameter of the table; returns the values in effect. Raises :class:`ConfigError`."""
+    overrides = _overrides(node)
+    unknown = sorted(name for name in overrides if name not in {p.name for p in PARAMS} and not is_ros_own(name))
+    if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise ConfigError(unknown_parameter_message(unknown[0]) + more)
+    for name, parameter in list(overrides.items()):
+        if is_ros_own(name):
+            continue
+        checked = check_value(name, parameter.value)
+        if type(checked) is not type(parameter.value) or checked != parameter.value:
+            overrides[name] = Parameter(name, value=checked)  # e.g. 16000 → 16000.0 for a double parameter
     for p in PARAMS:
-        value = values.get(p.name, p.default)
-        if p.choices and value not in p.choices:
-            raise ConfigError(f"parameter {p.name}={value!r} must be one of {', '.join(p.choices)}")
+        node.declare_parameter(p.name, p.default, descriptor(p))
+    return {p.name: node.get_parameter(p.name).value for p in PARAMS}
+
+
+def check_change(parameter: Parameter) -> tuple[str | None, Any]:
+    """(reason it is refused or None, converted value) for a live ``ros2 param set``."""
     try:
-        check_network_size((int(values["network_height"]), int(values["network_width"])))
-    except ValueError as exc:
-        raise ConfigError(f"parameters network_height/network_width: {exc}") from None
-    if int(values["sync.queue_size"]) < 1:
-        raise ConfigError("parameter sync.queue_size must be at least 1")
-    if float(values["sync.max_interval"]) < 0:
-        raise ConfigError("parameter sync.max_interval must be >= 0")
-    if not values["checkpoint"] and not values["allow_untrained"]:
-        raise ConfigError("parameter checkpoint is empty: pass checkpoint:=/path/to/best_model.pth "
-                          "(or allow_untrained:=true for a demo with untrained weights)")
-
-
-def thermal_normalizer(values: dict[str, Any]) -> ThermalNormalizer:
-    cfg = ThermalConfig(
-        mode=values["thermal.mode"],
-        low_percentile=float(values["thermal.low_percentile"]),
-        high_percentile=float(values["thermal.high_percentile"]),
-        smoothing=float(values["thermal.smoothing"]),
-        fixed_min=float(values["thermal.fixed_min"]),
-        fixed_max=float(values["thermal.fixed_max"]),
-        invert=bool(values["thermal.invert"]),
-        normalize_8bit=bool(values["thermal.normalize_8bit"]),
-    )
-    try:
-        return ThermalNormalizer(cfg)
-    except ValueError as exc:
-        raise ConfigError(f"thermal parameters: {exc}") from None
-
-
-def registration(values: dict[str, Any]) -> Registration:
-    try:
-        if values["registration.calibration_file"]:
-            return Registration.from_file(values["registration.calibration_file"])
-        return Registration(
-            values["registration.mode"],
-            homography=values["registration.homography"],
-            rotation=values["registration.rotation"],
-            translation=values["registration.translation"],
-            plane_depth=float(values["registration.plane_depth"]),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"registration parameters: {exc}") from None
-
-
-def pipeline_from_params(values: dict[str, Any]) -> FusionPipeline:
-    """The live pipeline: fixed network size, OpenCV resampling, thermal normalization, registration."""
-    validate(values)
-    try:
-        return FusionPipeline.from_checkpoint(
-            values["checkpoint"] or None,
-            device=values["device"],
-            precision=values["precision"],
-            network_size=(int(values["network_height"]), int(values["network_width"])),
-            resample="fast",
-            registration=registration(values),
-            thermal=thermal_normalizer(values),
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        return None, check_value(parameter.name, parameter.value)
+    except ConfigError as exc:
+        return str(exc), None

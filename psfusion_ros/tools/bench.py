@@ -19,16 +19,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from psfusion_ros.model.psfusion import PSFusion, PSFusionOutput
-from psfusion_ros.pipeline import ApproximateTimeSync, FusionPipeline
-from psfusion_ros.pipeline.engine import EagerEngine, resolve_device
-from psfusion_ros.pipeline.registration import Registration
+from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_frame, thermal_counts
+from psfusion_ros.pipeline.builder import build_pipeline
+from psfusion_ros.pipeline.config import PipelineConfig
+from psfusion_ros.pipeline.engines import create_engine
+from psfusion_ros.pipeline.engines.base import InferenceOutput, resolve_device
 from psfusion_ros.pipeline.resize import parse_size
-from psfusion_ros.pipeline.thermal import ThermalNormalizer
+from psfusion_ros.pipeline.sync import ApproximateTimeSync
 from psfusion_ros.tools.cli import run_cli
-from psfusion_ros.tools.synthetic import misalignment_homography, synthetic_frame, thermal_counts
 
 NETWORK_STAGES = ("inference", "argmax")
+
+
+class RecordingEngine:
+    """Runs the real engine once and keeps its output for :class:`ReplayEngine`."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.output = engine, None
+        self.device, self.precision, self.num_classes = engine.device, engine.precision, engine.num_classes
+
+    def __call__(self, vi: torch.Tensor, ir: torch.Tensor) -> InferenceOutput:
+        self.output = self.engine(vi, ir)
+        return self.output
 
 
 class ReplayEngine:
@@ -36,10 +48,11 @@ class ReplayEngine:
 
     name = "replay"
 
-    def __init__(self, output: PSFusionOutput) -> None:
+    def __init__(self, engine: object, output: InferenceOutput) -> None:
+        self.device, self.precision, self.num_classes = engine.device, engine.precision, engine.num_classes
         self.output = output
 
-    def __call__(self, vi: torch.Tensor, ir: torch.Tensor) -> PSFusionOutput:
+    def __call__(self, vi: torch.Tensor, ir: torch.Tensor) -> InferenceOutput:
         return self.output
 
 
@@ -53,9 +66,9 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
     from rclpy.node import Node
     from sensor_msgs.msg import Image
 
+    from psfusion_ros.harness.node_process import private_ros_env
+    from psfusion_ros.io.image_codec import decode_rgb, decode_thermal, fill_image
     from psfusion_ros.pipeline.color import colorize
-    from psfusion_ros.ros.image_codec import decode_image, fill_image, to_rgb, to_thermal
-    from psfusion_ros.ros.process import private_ros_env
 
     rgb_size, thermal_size = parse_size(args.size), parse_size(args.thermal_size)
     net_size = parse_size(args.network_size)
@@ -63,16 +76,15 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
     scene = synthetic_frame(0, *rgb_size)
     rgb_msg = fill_image(Image(), scene.visible, "rgb8")
     thermal_msg = fill_image(Image(), thermal_counts(scene, thermal_size, H), "mono16")
-    registration = Registration("homography", homography=H) if args.registration == "homography" \
-        else Registration("identity")
-    torch.manual_seed(0)
-    pipeline = FusionPipeline(PSFusion(), device="cpu", network_size=net_size, resample="fast",
-                              registration=registration, thermal=ThermalNormalizer())
+    config = PipelineConfig(allow_untrained=True, network_size=net_size).with_params(
+        {"device": "cpu", "registration.mode": args.registration,
+         "registration.homography": [float(v) for v in H.ravel()]})
+    pipeline = build_pipeline(config)
     print(f"psfusion-bench: one real forward pass at {net_size[0]}x{net_size[1]} to replay ...", flush=True)
-    eager, outputs = pipeline.engine, []
-    pipeline.engine = lambda vi, ir: outputs.append(eager(vi, ir)) or outputs[-1]
-    real = pipeline(to_rgb(decode_image(rgb_msg), "rgb8"), to_thermal(decode_image(thermal_msg), "mono16"))
-    pipeline.engine = ReplayEngine(outputs[0])
+    eager = pipeline.engine
+    pipeline.engine = recorder = RecordingEngine(eager)
+    real_ms = pipeline(decode_rgb(rgb_msg), decode_thermal(thermal_msg)).timing_ms["inference"]
+    pipeline.engine = ReplayEngine(eager, recorder.output)
 
     private_ros_env()
     rclpy.init()
@@ -88,8 +100,8 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
 
     for i in range(args.warmup + args.iterations):
         t0 = time.perf_counter()
-        rgb = to_rgb(decode_image(rgb_msg), rgb_msg.encoding)
-        thermal = to_thermal(decode_image(thermal_msg), thermal_msg.encoding)
+        rgb = decode_rgb(rgb_msg)
+        thermal = decode_thermal(thermal_msg)
         t1 = time.perf_counter()
         stamp = 1_000_000_000 + i * 33_000_000
         sync.push(0, stamp - 1_000_000, thermal)
@@ -120,11 +132,13 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
     rclpy.try_shutdown()
     return {"benchmark": "stages", "rgb_size": list(rgb_size), "thermal_size": list(thermal_size),
             "network_size": list(net_size), "registration": args.registration, "iterations": args.iterations,
-            "torch_threads": torch.get_num_threads(), "real_forward_ms": round(real.timing_ms["inference"], 1),
+            "torch_threads": torch.get_num_threads(), "real_forward_ms": round(real_ms, 1),
             "stages_ms": _summary(samples)}
 
 
 def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
+    from psfusion_ros.model.psfusion import PSFusion
+
     net_size = parse_size(args.network_size)
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -133,7 +147,8 @@ def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, dict[str, float]] = {}
     reference = None
     for precision in args.precisions.split(","):
-        engine = EagerEngine(model, device, precision)
+        engine = create_engine(PipelineConfig().engine.__class__(device=device.type, precision=precision), model,
+                               device, net_size)
         for _ in range(args.warmup):
             engine(vi, ir)
         times = []
@@ -157,8 +172,8 @@ def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_soak(args: argparse.Namespace) -> dict[str, Any]:
-    from psfusion_ros.ros.player import DrivePlayer
-    from psfusion_ros.ros.process import NodeProcess, private_ros_env
+    from psfusion_ros.harness.drive_player import DrivePlayer
+    from psfusion_ros.harness.node_process import NodeProcess, private_ros_env
 
     rgb_size, thermal_size = parse_size(args.size), parse_size(args.thermal_size)
     net_size = parse_size(args.network_size)

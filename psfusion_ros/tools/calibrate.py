@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from psfusion_ros.io.image_files import read_image, write_image
 from psfusion_ros.pipeline.calibration import estimate_homography, project, read_points, write_calibration
 from psfusion_ros.pipeline.registration import Registration
 from psfusion_ros.tools.cli import run_cli
-from psfusion_ros.tools.image_io import read_image, write_image
 
 
 def overlay(rgb: np.ndarray, thermal: np.ndarray, homography: np.ndarray, thermal_pts: np.ndarray,

@@ -26,18 +26,20 @@ import torch
 
 from psfusion_ros import __version__
 from psfusion_ros.constants import MSRS_CLASSES
-from psfusion_ros.pipeline import FusionPipeline
+from psfusion_ros.errors import DataError
+from psfusion_ros.harness.synthetic import synthetic_frame, temperature_to_uint8
+from psfusion_ros.io.image_files import read_image, write_image
+from psfusion_ros.pipeline.builder import UNTRAINED_SEED, build_pipeline
 from psfusion_ros.pipeline.calibration import estimate_homography, project, write_calibration
 from psfusion_ros.pipeline.color import colorize
+from psfusion_ros.pipeline.config import PipelineConfig, ThermalConfig
+from psfusion_ros.pipeline.parameters import DEVICES, PRECISIONS
 from psfusion_ros.pipeline.registration import Registration
 from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.thermal import ThermalNormalizer
-from psfusion_ros.tools.cli import add_runtime_args, run_cli
+from psfusion_ros.tools.cli import positive_float, positive_int, run_cli
 from psfusion_ros.tools.fuse import fuse_folders
-from psfusion_ros.tools.image_io import read_image, write_image
-from psfusion_ros.tools.synthetic import synthetic_frame, temperature_to_uint8
 
-UNTRAINED_SEED = 0
 UNTRAINED_NOTE = ("no checkpoint given (PSFUSION_CHECKPOINT unset): using seeded untrained weights, so the fused "
                   "image and mask show the data path, not PSFusion's quality.")
 
@@ -74,11 +76,12 @@ def run_offline(args: argparse.Namespace, out: Path, weights: str) -> dict[str, 
         frame = synthetic_frame(t, height, width)
         write_image(vi_dir / f"frame_{t:03d}.png", frame.visible)
         write_image(ir_dir / f"frame_{t:03d}.png", temperature_to_uint8(frame.temperature))
-    pipeline = FusionPipeline.from_checkpoint(args.checkpoint, seed=UNTRAINED_SEED, device=args.device,
-                                              precision=args.precision)
+    config = PipelineConfig(checkpoint=args.checkpoint or "", allow_untrained=not args.checkpoint).with_params(
+        {"device": args.device, "precision": args.precision}).for_image_folders()
+    pipeline = build_pipeline(config)
     summary = fuse_folders(pipeline, ir_dir, vi_dir, out / "fused", out / "segmentation")
     if summary.failed:
-        raise ValueError(f"{len(summary.failed)} demo frames failed: {next(iter(summary.failed.values()))}")
+        raise DataError(f"{len(summary.failed)} demo frames failed: {next(iter(summary.failed.values()))}")
     first = summary.fused[0]
     vi, ir = read_image(vi_dir / first, "RGB"), read_image(ir_dir / first, "L")
     ids = read_image(out / "segmentation" / "ids" / first, "L")
@@ -109,8 +112,8 @@ def _calibrate(player: Any, out: Path) -> tuple[Path, dict[str, float]]:
 
 
 def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any]:
-    from psfusion_ros.ros.player import DrivePlayer
-    from psfusion_ros.ros.process import NodeProcess, private_ros_env
+    from psfusion_ros.harness.drive_player import DrivePlayer
+    from psfusion_ros.harness.node_process import NodeProcess, private_ros_env
 
     rgb_size = parse_size(args.size)
     thermal_size = (rgb_size[0] * 3 // 4, rgb_size[1] * 3 // 4)
@@ -153,7 +156,8 @@ def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any
         raise RuntimeError(f"no fused output received; see {out / 'node.log'}")
     index, fused, ids, color = result
     scene = player.scenes[index]
-    registered = Registration.from_file(calibration).apply(ThermalNormalizer()(player.thermal[index]), rgb_size)
+    registered = Registration.from_file(calibration).apply(ThermalNormalizer(ThermalConfig())(player.thermal[index]),
+                                                           rgb_size)
     write_image(out / "preview.png", make_preview(scene.visible, (registered * 255).astype(np.uint8), fused, ids))
     write_image(out / "fused.png", fused)
     if color is not None:
@@ -181,12 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psfusion-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     parser.add_argument("--offline", action="store_true", help="fuse image folders instead of running the node")
-    parser.add_argument("--frames", type=int, default=6, help="distinct frames of the drive (played twice live)")
+    parser.add_argument("--frames", type=positive_int, default=6, help="distinct frames of the drive (played twice "
+                        "live)")
     parser.add_argument("--size", default="256x320", help="RGB frame and network size HxW (default 256x320)")
-    parser.add_argument("--rate", type=float, default=2.0, help="live playback rate in Hz (default 2)")
+    parser.add_argument("--rate", type=positive_float, default=2.0, help="live playback rate in Hz (default 2)")
     parser.add_argument("--checkpoint", default=os.environ.get("PSFUSION_CHECKPOINT") or None,
                         help="weights (default: $PSFUSION_CHECKPOINT, else seeded untrained weights)")
-    add_runtime_args(parser)
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     return parser
 
 

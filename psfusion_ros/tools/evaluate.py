@@ -1,8 +1,10 @@
 """``psfusion-eval``: the node's pipeline, offline, on a rosbag2 (MCAP or sqlite3) or an image-folder dataset.
 
-Every synchronized pair is fused (none dropped), scored with the fusion metrics (and mIoU when labels are
-given), timed per stage, and written to an output bag that plays next to the original. The run streams:
-memory does not grow with the bag, and an interrupted run still leaves a valid report and bag.
+The pipeline is built from the node's parameter file (``--params-file``, default: the package's
+``config/psfusion.yaml``) with command-line flags overriding single values, so the numbers are those of the
+node on the vehicle. Every synchronized pair is fused (none dropped), scored with the fusion metrics (and mIoU
+when labels are given), timed per stage, and written to an output bag that plays next to the original. The run
+streams: memory does not grow with the bag, and an interrupted run still leaves a valid report and bag.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,32 +23,39 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from psfusion_ros.metrics import METRIC_NAMES, PROFILES, ConfusionMatrix, fusion_metrics
-from psfusion_ros.pipeline import ApproximateTimeSync, FusionPipeline, FusionResult
-from psfusion_ros.pipeline.registration import Registration
-from psfusion_ros.pipeline.resize import parse_size
-from psfusion_ros.pipeline.thermal import ThermalNormalizer
-from psfusion_ros.ros.image_codec import ImageDecodeError, decode_image, to_rgb, to_thermal
-from psfusion_ros.tools.bag_io import BagReader, BagWriter, header, image_message, stamp_of
-from psfusion_ros.tools.cli import add_runtime_args, existing_dir, run_cli
-from psfusion_ros.tools.image_io import matched_names, read_image
+from psfusion_ros.errors import DataError, ImageDecodeError, PSFusionError
+from psfusion_ros.io.bags import BagReader, BagWriter, header, image_message, stamp_of
+from psfusion_ros.io.image_codec import decode_image, decode_rgb, decode_thermal
+from psfusion_ros.io.image_files import matched_names, read_image
+from psfusion_ros.metrics import METRIC_NAMES, PROFILES, ConfusionMatrix, fusion_metrics, profile_source
+from psfusion_ros.pipeline.builder import build_pipeline
+from psfusion_ros.pipeline.config import PipelineConfig
+from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline, FusionResult
+from psfusion_ros.pipeline.pair import StampedFrame, SyncedPair
+from psfusion_ros.pipeline.parameters import default_params_file
+from psfusion_ros.pipeline.sync import ApproximateTimeSync
+from psfusion_ros.tools.cli import (
+    EXIT_INTERRUPTED,
+    add_pipeline_args,
+    config_from_args,
+    existing_dir,
+    positive_int,
+    prepare_output_dir,
+    run_cli,
+)
 
 LABEL_DIRS = ("label", "Label", "Segmentation_labels", "labels")
 OUT_FUSED, OUT_MASK = "/psfusion/fused/image", "/psfusion/segmentation/mask"
 PREVIEWS = 3
+FOLDER_EPOCH_NS = 1_700_000_000 * 1_000_000_000
 
 
 @dataclass
-class Pair:
-    """One synchronized pair, decoded."""
+class EvalItem:
+    """One synchronized pair and what the evaluation knows about it."""
 
     index: int
-    rgb: np.ndarray
-    thermal: np.ndarray
-    rgb_header: Any
-    rgb_stamp_ns: int
-    thermal_stamp_ns: int
-    log_time_ns: int
+    pair: SyncedPair
     name: str = ""
     label: np.ndarray | None = None
     decode_ms: float = 0.0
@@ -61,6 +71,7 @@ class Accumulator:
     previews: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     confusion: ConfusionMatrix | None = None
     skipped: list[str] = field(default_factory=list)
+    blank_thermal: int = 0
 
     def time(self, stage: str, ms: float) -> None:
         self.timing.setdefault(stage, []).append(ms)
@@ -80,21 +91,24 @@ def thermal_255(result: FusionResult) -> np.ndarray:
 
 
 # -- sources --------------------------------------------------------------------------------------------
-def bag_pairs(reader: BagReader, args: argparse.Namespace, acc: Accumulator, sync: ApproximateTimeSync):
+def bag_items(reader: BagReader, args: argparse.Namespace, config: PipelineConfig, acc: Accumulator,
+              sync: ApproximateTimeSync) -> Iterator[EvalItem]:
     topics = reader.topics()
     for topic in (args.thermal_topic, args.rgb_topic):
         if topic not in topics:
             images = [t for t, (mt, _) in topics.items() if mt.endswith("/Image")]
-            raise ValueError(f"{reader.path}: no topic {topic}; image topics in the bag: {', '.join(images) or 'none'}")
+            raise DataError(f"{reader.path}: no topic {topic}; image topics in the bag: {', '.join(images) or 'none'}")
     wanted = [args.thermal_topic, args.rgb_topic] + ([args.label_topic] if args.label_topic in topics else [])
     labels: dict[int, np.ndarray] = {}
     count = 0
+    offset_ns = config.sync.thermal_offset_ns  # as the node: thermal stamps shifted before pairing
 
-    def emit(sets: list, decode_ms: float, sync_ms: float):
+    def emit(sets: list, decode_ms: float, sync_ms: float) -> Iterator[EvalItem]:
         nonlocal count
-        for (t_stamp, (thermal, _, _)), (r_stamp, (rgb, rgb_header, rgb_log)) in sets:
-            yield Pair(count, rgb, thermal, rgb_header, r_stamp, t_stamp, rgb_log, label=labels.pop(r_stamp, None),
-                       decode_ms=decode_ms, sync_ms=sync_ms)
+        for matched in sets:
+            pair = SyncedPair.from_set(matched)
+            yield EvalItem(count, pair, label=labels.pop(stamp_of(pair.rgb), None), decode_ms=decode_ms,
+                           sync_ms=sync_ms)
             count += 1
 
     for topic, log_time, msg in reader.messages(wanted):
@@ -102,85 +116,99 @@ def bag_pairs(reader: BagReader, args: argparse.Namespace, acc: Accumulator, syn
             return
         t0 = time.perf_counter()
         if topic == args.label_topic:
-            labels[stamp_of(msg)] = np.array(decode_image(msg))
+            try:
+                labels[stamp_of(msg)] = np.array(decode_image(msg))
+            except ImageDecodeError as exc:
+                acc.skipped.append(f"{topic} at {stamp_of(msg)}: {exc}")
             if len(labels) > 1000:  # labels that never matched an RGB frame: forget the oldest
                 for key in sorted(labels)[:500]:
                     labels.pop(key)
             continue
+        thermal = topic == args.thermal_topic
         try:
-            pixels = decode_image(msg)
-            frame = to_thermal(pixels, msg.encoding) if topic == args.thermal_topic else to_rgb(pixels, msg.encoding)
+            pixels = decode_thermal(msg) if thermal else decode_rgb(msg)
         except ImageDecodeError as exc:
             acc.skipped.append(f"{topic} at {stamp_of(msg)}: {exc}")
             continue
+        stamp = stamp_of(msg) + (offset_ns if thermal else 0)
         t1 = time.perf_counter()
-        sets = sync.push(0 if topic == args.thermal_topic else 1, stamp_of(msg), (frame, msg.header, log_time))
+        sets = sync.push(0 if thermal else 1, stamp, StampedFrame(pixels, stamp, msg.header, log_time))
         yield from emit(sets, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3)
     if not (args.limit and count >= args.limit):
         yield from emit(sync.flush(), 0.0, 0.0)  # the bag ended: the pending pair cannot improve any more
 
 
-def folder_pairs(args: argparse.Namespace, acc: Accumulator):
+def folder_items(args: argparse.Namespace, acc: Accumulator) -> Iterator[EvalItem]:
     names, _ = matched_names(Path(args.ir), Path(args.vi))
     if not names:
-        raise ValueError(f"no image file names appear in both {args.ir} and {args.vi}")
+        raise DataError(f"no image file names appear in both {args.ir} and {args.vi}")
     label_dir = Path(args.labels) if args.labels else next(
         (Path(args.ir).parent / d for d in LABEL_DIRS if (Path(args.ir).parent / d).is_dir()), None)
     for index, name in enumerate(names[: args.limit or None]):
         t0 = time.perf_counter()
         try:
             rgb, thermal = read_image(Path(args.vi) / name, "RGB"), read_image(Path(args.ir) / name, "L")
-        except ValueError as exc:
+            label = None
+            if label_dir is not None:
+                path = next((p for p in (label_dir / name, label_dir / (Path(name).stem + ".png")) if p.exists()),
+                            None)
+                label = read_image(path, "L") if path else None
+        except PSFusionError as exc:
             acc.skipped.append(str(exc))
             continue
-        label = None
-        if label_dir is not None:
-            path = next((p for p in (label_dir / name, label_dir / (Path(name).stem + ".png")) if p.exists()), None)
-            label = read_image(path, "L") if path else None
-        stamp = 1_700_000_000 * 1_000_000_000 + index * 100_000_000
-        yield Pair(index, rgb, thermal, header(stamp, "rgb_optical"), stamp, stamp, stamp, name=name, label=label,
-                   decode_ms=(time.perf_counter() - t0) * 1e3)
+        stamp = FOLDER_EPOCH_NS + index * 100_000_000
+        hdr = header(stamp, "rgb_optical")
+        pair = SyncedPair(StampedFrame(thermal, stamp, hdr, stamp), StampedFrame(rgb, stamp, hdr, stamp))
+        yield EvalItem(index, pair, name=name, label=label, decode_ms=(time.perf_counter() - t0) * 1e3)
 
 
 # -- per pair -------------------------------------------------------------------------------------------
-def process(pair: Pair, pipeline: FusionPipeline, args: argparse.Namespace, acc: Accumulator,
-            out_bag: BagWriter) -> FusionResult:
-    result = pipeline(pair.rgb, pair.thermal)
+def process(item: EvalItem, pipeline: FusionPipeline, profile: str, acc: Accumulator,
+            out_bag: BagWriter) -> FusionResult | None:
+    pair = item.pair
+    try:
+        result = pipeline(pair.rgb.pixels, pair.thermal.pixels)
+    except PSFusionError as exc:  # a pair the node would skip too: reported, the run goes on
+        acc.skipped.append(f"pair {item.index}{' ' + item.name if item.name else ''}: {exc}")
+        return None
     t0 = time.perf_counter()
-    metrics = fusion_metrics(grey_255(result.fused), thermal_255(result), grey_255(pair.rgb), args.profile)
+    metrics = fusion_metrics(grey_255(result.fused), thermal_255(result), grey_255(pair.rgb.pixels), profile)
     t1 = time.perf_counter()
-    out_bag.write(OUT_FUSED, image_message(result.fused, "rgb8", pair.rgb_header), pair.log_time_ns)
-    out_bag.write(OUT_MASK, image_message(result.class_ids, "mono8", pair.rgb_header), pair.log_time_ns)
+    log_time = pair.rgb.received_ns
+    out_bag.write(OUT_FUSED, image_message(result.fused, "rgb8", pair.rgb.header), log_time)
+    out_bag.write(OUT_MASK, image_message(result.class_ids, "mono8", pair.rgb.header), log_time)
     t2 = time.perf_counter()
-    if pair.label is not None:
+    if item.label is not None:
         if acc.confusion is None:
-            acc.confusion = ConfusionMatrix(pipeline.engine.model.num_classes)
-        label = pair.label if pair.label.shape == result.class_ids.shape else cv2.resize(
-            pair.label, result.class_ids.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            acc.confusion = ConfusionMatrix(pipeline.num_classes)
+        label = item.label if item.label.shape == result.class_ids.shape else cv2.resize(
+            item.label, result.class_ids.shape[::-1], interpolation=cv2.INTER_NEAREST)
         acc.confusion.update(result.class_ids, label)
-    for stage, ms in (("decode", pair.decode_ms), ("sync", pair.sync_ms), *result.timing_ms.items(),
+    acc.blank_thermal += result.thermal_blank
+    for stage, ms in (("decode", item.decode_ms), ("sync", item.sync_ms), *result.timing_ms.items(),
                       ("metrics", (t1 - t0) * 1e3), ("write", (t2 - t1) * 1e3)):
         acc.time(stage, ms)
     acc.time("pipeline_total", sum(result.timing_ms.values()))
-    row = {"index": pair.index, "rgb_stamp_ns": pair.rgb_stamp_ns, "thermal_stamp_ns": pair.thermal_stamp_ns,
-           "offset_ms": (pair.thermal_stamp_ns - pair.rgb_stamp_ns) / 1e6,
+    row = {"index": item.index, "rgb_stamp_ns": pair.rgb.stamp_ns, "thermal_stamp_ns": pair.thermal.stamp_ns,
+           "offset_ms": pair.offset_ns / 1e6,
            "metrics": {k: round(float(v), 6) for k, v in metrics.items()},
            "pipeline_ms": round(sum(result.timing_ms.values()), 3)}
-    if pair.name:
-        row["name"] = pair.name
+    if item.name:
+        row["name"] = item.name
     acc.per_pair.append(row)
     return result
 
 
-def _keep_preview(acc: Accumulator, pair: Pair, result: FusionResult, every: int) -> None:
-    if pair.index % every or len(acc.previews) >= PREVIEWS:
+def _keep_preview(acc: Accumulator, item: EvalItem, result: FusionResult, every: int) -> None:
+    if item.index % every or len(acc.previews) >= PREVIEWS:
         return
-    scale = min(1.0, 240 / pair.rgb.shape[0])
+    rgb = item.pair.rgb.pixels
+    scale = min(1.0, 240 / rgb.shape[0])
 
     def small(image: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
         return image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
 
-    acc.previews.append((pair.index, small(pair.rgb), small(thermal_255(result).astype(np.uint8)),
+    acc.previews.append((item.index, small(rgb), small(thermal_255(result).astype(np.uint8)),
                          small(result.fused), small(result.class_ids, cv2.INTER_NEAREST)))
 
 
@@ -190,19 +218,25 @@ def _stats(values: list[float]) -> dict[str, float]:
             "max": float(a.max())} if a.size else {}
 
 
-def build_report(args: argparse.Namespace, acc: Accumulator, sync: ApproximateTimeSync | None,
-                 pipeline: FusionPipeline, seconds: float, interrupted: bool) -> dict[str, Any]:
+def build_report(args: argparse.Namespace, config: PipelineConfig, acc: Accumulator,
+                 sync: ApproximateTimeSync | None, pipeline: FusionPipeline, seconds: float,
+                 interrupted: bool) -> dict[str, Any]:
     rows = acc.per_pair
     metrics = {k: float(np.mean([r["metrics"][k] for r in rows])) for k in METRIC_NAMES} if rows else {}
     report: dict[str, Any] = {
         "source": {"bag": args.bag, "thermal_topic": args.thermal_topic, "rgb_topic": args.rgb_topic}
         if args.bag else {"ir": args.ir, "vi": args.vi},
-        "checkpoint": args.checkpoint, "device": str(pipeline.device), "precision": args.precision,
+        "checkpoint": config.checkpoint or None, "trained": bool(config.checkpoint),
+        "params_file": str(args.params_file or default_params_file()),
+        "parameters": config.to_params(), "pipeline": config.summary(),
+        "device": str(pipeline.device), "precision": config.engine.precision, "backend": config.engine.backend,
         "network_size": list(pipeline.network_size) if pipeline.network_size else "floor to multiple of 32",
-        "profile": args.profile, "pairs": len(acc.per_pair), "interrupted": interrupted,
+        "profile": args.profile, "profile_source": profile_source(args.profile),
+        "pairs": len(acc.per_pair), "interrupted": interrupted,
         "seconds": round(seconds, 3), "pairs_per_second": round(len(acc.per_pair) / seconds, 3) if seconds else 0.0,
         "metrics": metrics,
         "timing": {stage: _stats(v) for stage, v in acc.timing.items()},
+        "blank_thermal_pairs": acc.blank_thermal,
         "skipped": acc.skipped[:50], "skipped_count": len(acc.skipped),
         "output_bag": str(Path(args.out) / "bag"),
     }
@@ -214,7 +248,8 @@ def build_report(args: argparse.Namespace, acc: Accumulator, sync: ApproximateTi
             "dropped": dict(zip((args.thermal_topic, args.rgb_topic), sync.stats.dropped)),
             "resets": sync.stats.resets,
             "offset_ms": {**_stats(offsets), "abs_max": float(np.max(np.abs(offsets))) if offsets else 0.0},
-            "max_interval_ms": args.max_interval * 1e3,
+            "max_interval_ms": config.sync.max_interval * 1e3,
+            "queue_size": config.sync.queue_size,
         }
     if acc.confusion is not None:
         report["segmentation"] = acc.confusion.summary()
@@ -228,24 +263,33 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--bag", help="rosbag2 folder or file (MCAP or sqlite3)")
     source.add_argument("--ir", type=existing_dir, help="image-folder dataset: infrared folder (with --vi)")
     parser.add_argument("--vi", type=existing_dir, help="image-folder dataset: visible folder")
-    parser.add_argument("--checkpoint", required=True, help="best_model.pth or a psfusion_ros checkpoint")
     parser.add_argument("--out", required=True, help="output folder: report.json, report.html, bag/")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
     parser.add_argument("--thermal-topic", default="/thermal/image_raw")
     parser.add_argument("--rgb-topic", default="/rgb/image_raw")
     parser.add_argument("--label-topic", default="/labels/image", help="mono8 class-id labels in the bag")
     parser.add_argument("--labels", type=existing_dir, help="folder of label PNGs (default: label/, Label/ or "
                         "Segmentation_labels/ beside --ir)")
-    parser.add_argument("--network-size", type=parse_size, metavar="HxW",
-                        help="network input size (default: each frame shrunk to a multiple of 32)")
-    parser.add_argument("--calibration", help="registration YAML from psfusion-calibrate (bags)")
-    parser.add_argument("--profile", default="cddfuse", choices=tuple(PROFILES))
-    parser.add_argument("--limit", type=int, default=0, help="stop after N pairs")
-    parser.add_argument("--max-interval", type=float, default=0.05, help="largest stamp spread in a pair (s)")
-    parser.add_argument("--queue-size", type=int, default=30, help="synchronizer queue per topic")
+    parser.add_argument("--calibration", help="registration YAML from psfusion-calibrate (overrides "
+                        "registration.calibration_file)")
+    parser.add_argument("--profile", default="cddfuse", choices=tuple(PROFILES), help="fusion metrics profile")
+    parser.add_argument("--limit", type=positive_int, default=0, help="stop after N pairs")
+    parser.add_argument("--max-interval", type=float, help="largest stamp spread in a pair, s (sync.max_interval)")
+    parser.add_argument("--queue-size", type=positive_int, help="synchronizer queue per topic (sync.queue_size)")
     parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="output bag storage")
     parser.add_argument("--no-html", action="store_true", help="skip report.html")
-    add_runtime_args(parser)
+    add_pipeline_args(parser)
     return parser
+
+
+def eval_config(args: argparse.Namespace) -> PipelineConfig:
+    """The node's pipeline from the parameter file, single values overridden by flags; image folders take the
+    paper's resizing and identity registration (registered datasets) unless flags say otherwise."""
+    overrides = {"registration.calibration_file": args.calibration, "sync.max_interval": args.max_interval,
+                 "sync.queue_size": args.queue_size}
+    base = PipelineConfig.from_yaml(args.params_file or default_params_file())
+    base = base.with_params({k: v for k, v in overrides.items() if v is not None})
+    return config_from_args(args, base if args.bag else base.for_image_folders())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,35 +299,33 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--ir needs --vi")
 
     def run() -> int:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        folder = args.bag is None
-        pipeline = FusionPipeline.from_checkpoint(
-            args.checkpoint, device=args.device, precision=args.precision, network_size=args.network_size,
-            resample="paper" if folder else "fast",
-            registration=None if folder else (Registration.from_file(args.calibration) if args.calibration
-                                              else Registration("identity")),
-            thermal=None if folder else ThermalNormalizer(),
-        )
+        config = eval_config(args)
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise DataError(f"{args.out} is a file; --out names a folder")
+        pipeline = build_pipeline(config)
+        reader = BagReader(args.bag) if args.bag else None  # checked before anything is written
+        out = prepare_output_dir(args.out, args.overwrite, "evaluation")
         acc = Accumulator()
-        sync = None if folder else ApproximateTimeSync(2, args.queue_size, int(args.max_interval * 1e9) or None)
-        reader = None if folder else BagReader(args.bag)
+        sync = None
         if reader is not None:
-            total = reader.topics()[args.rgb_topic][1] if args.rgb_topic in reader.topics() else None
-            pairs = bag_pairs(reader, args, acc, sync)
+            sync = ApproximateTimeSync(2, config.sync.queue_size, config.sync.max_interval_ns)
+            total = reader.topics().get(args.rgb_topic, (None, None))[1]
+            items = bag_items(reader, args, config, acc, sync)
         else:
             total = len(matched_names(Path(args.ir), Path(args.vi))[0])
-            pairs = folder_pairs(args, acc)
+            items = folder_items(args, acc)
         total = min(total, args.limit) if (total and args.limit) else total
         every = max((total or 1) // PREVIEWS, 1)
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # finish cleanly on SIGTERM as on Ctrl-C
+        print(f"psfusion-eval: {config.summary()}; checkpoint {config.checkpoint or 'UNTRAINED'}", file=sys.stderr)
         start, interrupted = time.perf_counter(), False
         with BagWriter(out / "bag", args.storage) as out_bag:
             bar = tqdm(total=total, unit="pair", dynamic_ncols=True)
             try:
-                for pair in pairs:
-                    result = process(pair, pipeline, args, acc, out_bag)
-                    _keep_preview(acc, pair, result, every)
+                for item in items:
+                    result = process(item, pipeline, args.profile, acc, out_bag)
+                    if result is not None:
+                        _keep_preview(acc, item, result, every)
                     bar.update(1)
             except KeyboardInterrupt:
                 interrupted = True
@@ -291,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 bar.close()
                 if reader is not None:
                     reader.close()
-        report = build_report(args, acc, sync, pipeline, time.perf_counter() - start, interrupted)
+        report = build_report(args, config, acc, sync, pipeline, time.perf_counter() - start, interrupted)
         tmp = out / "report.json.partial"
         tmp.write_text(json.dumps(report, indent=1) + "\n")
         tmp.replace(out / "report.json")
@@ -304,9 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"psfusion-eval: {report['pairs']} pairs in {report['seconds']:.1f} s "
               f"({report['pairs_per_second']:.2f} pairs/s){' [interrupted]' if interrupted else ''}; {means}"
               + (f"; mIoU {seg['mIoU']:.4f}" if seg else "") + f" -> {out / 'report.json'}")
+        if acc.skipped:
+            print(f"psfusion-eval: warning: {len(acc.skipped)} inputs skipped, e.g. {acc.skipped[0]}", file=sys.stderr)
         if not report["pairs"] and not interrupted:
-            raise ValueError("no synchronized pairs: check the topics, the stamps and --max-interval")
-        return 130 if interrupted else 0
+            raise DataError("no synchronized pairs: check the topics, the stamps and --max-interval")
+        return EXIT_INTERRUPTED if interrupted else 0
 
     return run_cli("psfusion-eval", run)
 

@@ -1,7 +1,8 @@
 """``psfusion-fuse``: the paper's test script (``test_Fusion.py``) on two image folders.
 
 Pairs are matched by file name; each fused image is written under the same name, at the original size,
-through exactly the reference's steps (see :class:`~psfusion_ros.pipeline.FusionPipeline`).
+through exactly the reference's steps (the pipeline's ``paper`` resampling, each image shrunk to a multiple
+of 32). The pipeline comes from :func:`~psfusion_ros.pipeline.builder.build_pipeline` like everywhere else.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from psfusion_ros.pipeline import FusionPipeline, FusionResult
+from psfusion_ros.errors import DataError, PSFusionError
+from psfusion_ros.io.image_files import matched_names, read_image, write_image
+from psfusion_ros.pipeline.builder import build_pipeline
 from psfusion_ros.pipeline.color import colorize
-from psfusion_ros.pipeline.resize import parse_size
-from psfusion_ros.tools.cli import add_runtime_args, existing_dir, run_cli
-from psfusion_ros.tools.image_io import matched_names, read_image, write_image
+from psfusion_ros.pipeline.config import PipelineConfig
+from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline, FusionResult
+from psfusion_ros.tools.cli import add_pipeline_args, config_from_args, existing_dir, positive_int, run_cli
 
 
 @dataclass
@@ -57,7 +60,7 @@ def fuse_folders(
     """Fuse every matched pair; unreadable pairs are reported and skipped, never fatal to the run."""
     names, unmatched = matched_names(Path(ir_dir), Path(vi_dir))
     if not names:
-        raise ValueError(f"no image file names appear in both {ir_dir} and {vi_dir}")
+        raise DataError(f"no image file names appear in both {ir_dir} and {vi_dir}")
     summary = FuseSummary(unmatched=unmatched)
     totals: dict[str, float] = {}
     pending: list[tuple[str, np.ndarray, np.ndarray]] = []
@@ -81,10 +84,10 @@ def fuse_folders(
             vi = read_image(Path(vi_dir) / name, "RGB")
             ir = read_image(Path(ir_dir) / name, "L")
             if vi.shape[:2] != ir.shape:
-                raise ValueError(f"{name}: infrared {ir.shape[1]}x{ir.shape[0]} and visible "
-                                 f"{vi.shape[1]}x{vi.shape[0]} differ in size")
+                raise DataError(f"{name}: infrared {ir.shape[1]}x{ir.shape[0]} and visible "
+                                f"{vi.shape[1]}x{vi.shape[0]} differ in size")
             size = pipeline.size_for(*vi.shape[:2])
-        except ValueError as exc:
+        except PSFusionError as exc:
             summary.failed[name] = str(exc)
             tqdm.write(f"warning: skipped {exc}", file=sys.stderr)
             bar.update(1)
@@ -104,44 +107,43 @@ def build_parser() -> argparse.ArgumentParser:
         prog="psfusion-fuse",
         description="Fuse infrared/visible image folders exactly like PSFusion's test_Fusion.py.",
     )
-    parser.add_argument("--checkpoint", required=True, help="official best_model.pth or psfusion_ros file")
     parser.add_argument("--ir", required=True, type=existing_dir, help="folder of infrared images")
     parser.add_argument("--vi", required=True, type=existing_dir, help="folder of visible images")
     parser.add_argument("--out", required=True, help="folder for fused images (same file names)")
     parser.add_argument("--seg-out", help="folder for class-id PNGs (ids/) and MSRS-coloured PNGs (color/)")
-    parser.add_argument("--batch-size", type=int, default=1, help="pairs per forward pass (same size only)")
-    parser.add_argument(
-        "--network-size", type=parse_size, default=None, metavar="HxW",
-        help="fixed network size (default: each image shrunk to a multiple of 32, as the paper)",
-    )
-    parser.add_argument("--resample", default="paper", choices=("paper", "fast"))
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="pairs per forward pass (same size only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_runtime_args(parser)
+    add_pipeline_args(parser)
     return parser
 
 
+def config_for_folders(args: argparse.Namespace) -> PipelineConfig:
+    """The paper's test path (each image shrunk to a multiple of 32, PIL bicubic), flags on top; thermal
+    normalization and the engine from ``--params-file`` only when one is given."""
+    base = PipelineConfig.from_yaml(args.params_file) if args.params_file else PipelineConfig()
+    return config_from_args(args, base.for_image_folders())
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
+    args = build_parser().parse_args(argv)
 
     def run() -> int:
-        pipeline = FusionPipeline.from_checkpoint(
-            args.checkpoint, device=args.device, precision=args.precision,
-            network_size=args.network_size, resample=args.resample,
-        )
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out} is a file; --out names a folder")
+        pipeline = build_pipeline(config_for_folders(args))
         summary = fuse_folders(
-            pipeline, Path(args.ir), Path(args.vi), Path(args.out),
+            pipeline, Path(args.ir), Path(args.vi), out,
             Path(args.seg_out) if args.seg_out else None, args.batch_size, not args.no_progress,
         )
         if summary.unmatched:
-            print(f"note: {len(summary.unmatched)} files have no partner and were ignored "
+            print(f"warning: {len(summary.unmatched)} files have no partner of the same name and were not fused "
                   f"(e.g. {summary.unmatched[0]})", file=sys.stderr)
         print(f"psfusion-fuse: fused {len(summary.fused)} pairs in {summary.seconds:.1f} s "
               f"({summary.images_per_second:.2f} images/s) on {pipeline.device} -> {args.out}"
-              + (f"; {len(summary.failed)} failed" if summary.failed else ""))
-        return 1 if summary.failed else 0
+              + (f"; {len(summary.failed)} failed" if summary.failed else "")
+              + (f"; {len(summary.unmatched)} unmatched" if summary.unmatched else ""))
+        return 1 if summary.failed or summary.unmatched else 0
 
     return run_cli("psfusion-fuse", run)
 

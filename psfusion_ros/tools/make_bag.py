@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from psfusion_ros.tools.bag_io import BagWriter, camera_info_message, header, image_message
+from psfusion_ros.errors import DataError
+from psfusion_ros.io.bags import BagWriter, camera_info_message, header, image_message
+from psfusion_ros.io.image_files import matched_names, read_image
 from psfusion_ros.tools.cli import existing_dir, run_cli
-from psfusion_ros.tools.image_io import matched_names, read_image
 
 START_NS = 1_700_000_000 * 1_000_000_000  # a fixed epoch so bags are reproducible
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         names, unmatched = matched_names(Path(args.ir), Path(args.vi))
         if not names:
-            raise ValueError(f"no image file names appear in both {args.ir} and {args.vi}")
+            raise DataError(f"no image file names appear in both {args.ir} and {args.vi}")
         rng = np.random.default_rng(args.seed)
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # finish the bag on SIGTERM as on Ctrl-C
         written = 0

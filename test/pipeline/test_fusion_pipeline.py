@@ -1,18 +1,21 @@
-"""The FusionPipeline end to end with the real network at small size."""
+"""The FusionPipeline end to end with the real network at small size, built as every entry point builds it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from helpers import deterministic_pair
-from psfusion_ros import FusionPipeline, PSFusion
-from psfusion_ros.pipeline.fusion_pipeline import STAGES
+from helpers import deterministic_pair, paper_pipeline
+from psfusion_ros import PSFusion
+from psfusion_ros.errors import ConfigError, FrameError
+from psfusion_ros.pipeline.builder import build_pipeline
+from psfusion_ros.pipeline.config import PipelineConfig
+from psfusion_ros.pipeline.fusion_pipeline import STAGES, FusionPipeline
 
 
 @pytest.fixture(scope="module")
 def pipeline(det_model: PSFusion) -> FusionPipeline:
-    return FusionPipeline(det_model, device="cpu")
+    return paper_pipeline(det_model)
 
 
 def _pair(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -28,6 +31,7 @@ def test_outputs_are_in_the_visible_frame_geometry(pipeline: FusionPipeline) -> 
     assert result.class_ids.shape == (70, 100) and result.class_ids.dtype == np.uint8
     assert result.class_ids.max() < 9
     assert set(result.timing_ms) == set(STAGES)
+    assert not result.thermal_blank
 
 
 def test_grey_visible_gives_grey_fused_output(pipeline: FusionPipeline) -> None:
@@ -39,7 +43,8 @@ def test_grey_visible_gives_grey_fused_output(pipeline: FusionPipeline) -> None:
     assert fused.std() > 0  # the network's luminance, not the flat input
 
 
-def test_float_thermal_matches_uint8_thermal(pipeline: FusionPipeline) -> None:
+def test_float_thermal_in_unit_range_matches_uint8_thermal(det_model: PSFusion) -> None:
+    pipeline = paper_pipeline(det_model, **{"thermal.mode": "none"})
     vi, ir = _pair(64, 96)
     a = pipeline(vi, ir)
     b = pipeline(vi, ir.astype(np.float32) / 255.0)
@@ -56,41 +61,63 @@ def test_batch_equals_one_by_one(pipeline: FusionPipeline) -> None:
 
 
 def test_fixed_network_size(det_model: PSFusion) -> None:
-    fixed = FusionPipeline(det_model, device="cpu", network_size=(32, 64), resample="fast")
-    vi, ir = _pair(120, 160)
-    result = fixed(vi, ir)
+    config = PipelineConfig(network_size=(32, 64), resample="fast").with_params({"device": "cpu"})
+    result = build_pipeline(config, model=det_model)(*_pair(120, 160))
     assert result.network_size == (32, 64) and result.fused.shape == (120, 160, 3)
+
+
+def test_blank_thermal_is_flagged(pipeline: FusionPipeline) -> None:
+    vi, _ = _pair(64, 96)
+    assert pipeline(vi, np.zeros((64, 96), np.uint8)).thermal_blank
+    assert pipeline(vi, np.full((64, 96), np.nan, np.float32)).thermal_blank
+    assert not pipeline(vi, _pair(64, 96, 1)[1]).thermal_blank
+
+
+def test_inverted_thermal_reaches_the_network(det_model: PSFusion) -> None:
+    vi, ir = _pair(64, 96)
+    plain = paper_pipeline(det_model)(vi, ir).thermal
+    inverted = paper_pipeline(det_model, **{"thermal.invert": True})(vi, ir).thermal
+    assert np.array_equal(inverted.astype(int), 255 - plain.astype(int))
 
 
 @pytest.mark.parametrize(
     ("vi", "ir", "message"),
     [
-        (np.zeros((64, 96, 3), np.uint8), np.zeros((64, 90), np.uint8), "differ in size"),
         (np.zeros((64, 96), np.uint8), np.zeros((64, 96), np.uint8), "visible frame must be"),
         (np.zeros((64, 96, 3), np.float64), np.zeros((64, 96), np.uint8), "visible frame must be"),
-        (np.zeros((64, 96, 3), np.uint8), np.zeros((64, 96), np.uint16), "thermal frame must be"),
+        (np.zeros((64, 96, 3), np.uint8), np.zeros((64, 96, 2), np.uint16), "thermal frame must be"),
         (np.zeros((20, 96, 3), np.uint8), np.zeros((20, 96), np.uint8), "smaller than the network minimum"),
     ],
 )
 def test_bad_frames_raise_clear_errors(pipeline: FusionPipeline, vi, ir, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(FrameError, match=message):
         pipeline(vi, ir)
 
 
+def test_identity_registration_rescales_a_thermal_frame_of_another_size(pipeline: FusionPipeline) -> None:
+    vi, _ = _pair(64, 96)
+    ir = np.tile(np.linspace(0, 255, 45, dtype=np.uint8), (30, 1))  # half-resolution thermal camera
+    result = pipeline(vi, ir)
+    assert result.fused.shape == (64, 96, 3) and result.thermal.shape == (64, 96)
+    assert result.thermal[:, 0].mean() < 20 and result.thermal[:, -1].mean() > 235  # the ramp, stretched
+
+
 def test_bad_configuration_is_rejected(det_model: PSFusion) -> None:
-    with pytest.raises(ValueError, match="multiples of 32"):
-        FusionPipeline(det_model, device="cpu", network_size=(100, 100))
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        FusionPipeline(det_model, device="cpu", precision="fp16")
-    with pytest.raises(ValueError, match="unknown resampler"):
-        FusionPipeline(det_model, device="cpu", resample="nearest")
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        PipelineConfig(network_size=(100, 96))
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        build_pipeline(PipelineConfig().with_params({"device": "cpu", "precision": "fp16"}), model=det_model)
+    with pytest.raises(ConfigError, match="resample='nearest' must be one of fast | paper"):
+        PipelineConfig(resample="nearest")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        build_pipeline(PipelineConfig())
 
 
 def test_bf16_stays_close_to_fp32(det_model: PSFusion) -> None:
     vi_t, ir_t = deterministic_pair(64, 96)  # smooth, image-like input
     vi = (vi_t[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     ir = (ir_t[0, 0].numpy() * 255).astype(np.uint8)
-    fp32 = FusionPipeline(det_model, device="cpu")(vi, ir).fused.astype(float)
-    bf16 = FusionPipeline(det_model, device="cpu", precision="bf16")(vi, ir).fused.astype(float)
+    fp32 = paper_pipeline(det_model)(vi, ir).fused.astype(float)
+    bf16 = paper_pipeline(det_model, precision="bf16")(vi, ir).fused.astype(float)
     assert np.abs(fp32 - bf16).mean() < 4
     assert np.corrcoef(fp32.ravel(), bf16.ravel())[0, 1] > 0.99

@@ -10,7 +10,8 @@ import pytest
 import torch
 import yaml
 
-from psfusion_ros.pipeline.registration import CameraModel, Registration
+from psfusion_ros.errors import ConfigError, FrameError
+from psfusion_ros.pipeline.registration import MAP_CACHE_SIZE, CameraModel, Registration
 
 
 def _scene(h: int, w: int) -> np.ndarray:
@@ -91,9 +92,58 @@ def test_calibration_file_and_bad_values(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"mode": "homography", "homography": [1, 2, 3]}))
     with pytest.raises(ValueError, match="homography must be 9 finite numbers"):
         Registration.from_file(path)
-    with pytest.raises(ValueError, match="cannot read calibration"):
+    with pytest.raises(ConfigError, match="no such calibration file"):
         Registration.from_file(tmp_path / "missing.yaml")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="cannot read calibration"):
+        Registration.from_file(tmp_path / "binary.yaml")
+    path.write_text(yaml.safe_dump({"mode": "homography", "points": 12}))
+    with pytest.raises(ConfigError, match="homography calibration has no homography"):
+        Registration.from_file(path)
     with pytest.raises(ValueError, match="singular"):
         Registration("homography", homography=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="unknown registration mode"):
         Registration("affine")
+
+
+def test_map_cache_is_bounded_when_sizes_change_every_frame() -> None:
+    reg = Registration("homography", homography=np.array([[1.0, 0, 2], [0, 1.0, 1], [0, 0, 1]]))
+    for k in range(3 * MAP_CACHE_SIZE):
+        reg.apply(np.zeros((40 + k, 60), np.float32), (48, 64))
+        reg.apply(torch.zeros(40 + k, 60), (48, 64))
+    assert len(reg._cache) == MAP_CACHE_SIZE and len(reg._grids) == MAP_CACHE_SIZE
+    identity = Registration("identity")
+    for k in range(20):  # a plain rescale builds no map at all
+        identity.apply(np.zeros((40 + k, 60), np.float32), (48, 64))
+    assert not identity._cache
+
+
+@pytest.mark.parametrize(
+    ("k", "d", "message"),
+    [([float("nan"), 0, 40, 0, 100.0, 30, 0, 0, 1], [0.0] * 5, "finite"),
+     ([0.0] * 9, [0.0] * 5, "no valid focal length"),
+     ([100.0, 0, 40, 0, 100.0, 30, 0, 0, 1], [0.0] * 3, "distortion D must be"),
+     ([100.0, 0, 40, 0, 100.0, 30, 0, 0, 1], [0.1, float("inf"), 0, 0, 0], "distortion D must be")],
+)
+def test_unusable_camera_info_is_rejected(k: list, d: list, message: str) -> None:
+    msg = type("Info", (), {"k": k, "d": d, "width": 80, "height": 60})()
+    with pytest.raises(ConfigError, match=message):
+        CameraModel.from_camera_info(msg)
+
+
+def test_calibration_is_rescaled_to_another_frame_size_of_the_same_aspect(tmp_path: Path) -> None:
+    H = np.array([[2.0, 0.02, 6.0], [-0.01, 2.0, -4.0], [0.0, 0.0, 1.0]])  # thermal 120x160 → RGB 240x320
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump({"mode": "homography", "homography": H.tolist(), "thermal_size": [120, 160],
+                                    "rgb_size": [240, 320]}))
+    reg = Registration.from_file(path)
+    frame = _scene(120, 160)
+    at_calibration = reg.apply(frame, (240, 320))
+    assert reg.take_notes() == []
+    half = cv2.resize(frame, (80, 60), interpolation=cv2.INTER_AREA)  # the camera streams at half resolution
+    rescaled = reg.apply(half, (240, 320))
+    assert "rescaled to 80x60" in reg.take_notes()[0]
+    inner = (slice(20, -20), slice(20, -20))
+    assert np.abs(rescaled[inner] - at_calibration[inner]).mean() < 0.02  # the same geometry, coarser pixels
+    with pytest.raises(FrameError, match="another aspect ratio"):
+        reg.apply(np.zeros((60, 60), np.float32), (240, 320))

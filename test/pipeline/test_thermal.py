@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from psfusion_ros.pipeline.thermal import ThermalConfig, ThermalNormalizer
+from psfusion_ros.errors import ConfigError
+from psfusion_ros.pipeline.config import ThermalConfig
+from psfusion_ros.pipeline.thermal import ThermalNormalizer
 
 
 def _ramp(lo: float, hi: float, dtype: type) -> np.ndarray:
@@ -70,20 +72,27 @@ def test_smoothing_damps_brightness_flicker() -> None:
 
 def test_mono8_passes_through_unless_asked() -> None:
     frame = np.array([[0, 51, 255]], np.uint8)
-    assert np.allclose(ThermalNormalizer()(frame), [[0.0, 0.2, 1.0]])
+    out = ThermalNormalizer()(frame)
+    assert out.dtype == np.uint8 and np.array_equal(out, frame)  # exact: the paper's 8-bit path
+    inverted = ThermalNormalizer(ThermalConfig(invert=True))(frame)
+    assert inverted.dtype == np.uint8 and inverted.tolist() == [[255, 204, 0]]
     stretched = ThermalNormalizer(ThermalConfig("minmax", normalize_8bit=True, smoothing=0.0))(
         np.array([[100, 150, 200]], np.uint8))
     assert np.allclose(stretched, [[0.0, 0.5, 1.0]])
 
 
 @pytest.mark.parametrize(
-    "config",
-    [ThermalConfig(mode="gamma"), ThermalConfig(low_percentile=99, high_percentile=1),
-     ThermalConfig(smoothing=1.0), ThermalConfig(mode="fixed", fixed_min=5, fixed_max=5)],
+    ("kwargs", "message"),
+    [({"mode": "gamma"}, "thermal.mode='gamma' must be one of none"),
+     ({"low_percentile": 99, "high_percentile": 1}, "must be below thermal.high_percentile"),
+     ({"smoothing": 1.0}, "thermal.smoothing=1.0 is out of range"),
+     ({"mode": "fixed", "fixed_min": 5, "fixed_max": 5}, "fixed_max \\(5\\) must be above"),
+     ({"invert": 1}, "thermal.invert must be true or false")],
 )
-def test_invalid_configurations(config: ThermalConfig) -> None:
-    with pytest.raises(ValueError):
-        ThermalNormalizer(config)
+def test_invalid_configurations_are_one_line_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        ThermalConfig(**kwargs)
+    assert "\n" not in str(info.value)
 
 
 def test_tensor_frames_normalize_like_arrays() -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psfusion_ros.ros.image_codec import decode_image
-from psfusion_ros.tools.bag_io import BagReader, stamp_of
-from psfusion_ros.tools.image_io import write_image
-from psfusion_ros.tools.synthetic import synthetic_frame, temperature_to_uint8
+from psfusion_ros.harness.synthetic import synthetic_frame, temperature_to_uint8
+from psfusion_ros.io.bags import BagReader, stamp_of
+from psfusion_ros.io.image_codec import decode_image
+from psfusion_ros.io.image_files import write_image
 
 BIN = Path(sys.executable).parent
 SIZE = (64, 96)

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import DATA_DIR, SHARED_PAIRS
-from psfusion_ros import FusionPipeline, load_checkpoint
+from helpers import DATA_DIR, SHARED_PAIRS, paper_pipeline
+from psfusion_ros import load_checkpoint
 from psfusion_ros.constants import MSRS_PALETTE
+from psfusion_ros.pipeline.builder import build_pipeline
+from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.tools.fuse import fuse_folders
 
 FUSE_DATA = DATA_DIR / "fuse"
@@ -48,7 +50,7 @@ def test_reproduces_reference_test_script_images(tmp_path: Path, official_checkp
 
 
 def test_batches_give_the_same_images(tmp_path: Path, official_checkpoint: Path) -> None:
-    pipeline = FusionPipeline(load_checkpoint(official_checkpoint), device="cpu")
+    pipeline = paper_pipeline(load_checkpoint(official_checkpoint))
     data = tmp_path / "data"
     for sub in ("ir", "vi"):
         (data / sub).mkdir(parents=True)
@@ -90,7 +92,8 @@ def test_usage_errors_are_one_line(tmp_path: Path, official_checkpoint: Path) ->
 
 @pytest.mark.skipif(not SHARED_PAIRS.is_dir(), reason="../shared sample pairs not present")
 def test_real_tno_pair_with_grey_visible(tmp_path: Path, official_checkpoint: Path) -> None:
-    pipeline = FusionPipeline(load_checkpoint(official_checkpoint), device="cpu", network_size=(128, 160))
+    config = PipelineConfig(network_size=(128, 160), resample="paper").with_params({"device": "cpu"})
+    pipeline = build_pipeline(config, model=load_checkpoint(official_checkpoint))
     data = tmp_path / "tno"
     for sub in ("ir", "vi"):
         (data / sub).mkdir(parents=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from psfusion_ros.errors import DataError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -31,8 +33,8 @@ def read_image(path: Path, mode: str) -> np.ndarray:
     try:
         with Image.open(path) as img:
             return np.array(img.convert(mode))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read image ({exc.__class__.__name__})") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc.__class__.__name__})") from None
 
 
 def write_image(path: Path, image: np.ndarray) -> None:

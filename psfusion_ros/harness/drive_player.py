@@ -19,8 +19,8 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from psfusion_ros.ros.image_codec import decode_image, fill_image
-from psfusion_ros.tools.synthetic import misalignment_homography, synthetic_frame, thermal_counts
+from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_frame, thermal_counts
+from psfusion_ros.io.image_codec import decode_image, fill_image
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """rosbag2 (MCAP and sqlite3) reading and writing with ``rosbags``: pure Python, no ROS installation needed.
 
-Messages read here have sensor_msgs/Image's fields, so :mod:`psfusion_ros.ros.image_codec` decodes them
+Messages read here have sensor_msgs/Image's fields, so :mod:`psfusion_ros.io.image_codec` decodes them
 exactly as the node decodes live messages.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from psfusion_ros.ros.image_codec import image_fields
+from psfusion_ros.errors import DataError, one_line
+from psfusion_ros.io.image_codec import image_fields, stamp_ns
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 IMAGE = "sensor_msgs/msg/Image"
@@ -30,7 +31,7 @@ def header(stamp_ns: int, frame_id: str) -> Any:
 
 
 def stamp_of(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+    return stamp_ns(msg.header.stamp)
 
 
 def image_message(pixels: np.ndarray, encoding: str, hdr: Any) -> Any:
@@ -54,10 +55,11 @@ class BagWriter:
 
     def __init__(self, path: str | Path, storage: str = "mcap") -> None:
         if storage not in STORAGES:
-            raise ValueError(f"unknown bag storage {storage!r}; expected one of {tuple(STORAGES)}")
+            raise DataError(f"unknown bag storage {storage!r}; expected one of {tuple(STORAGES)}")
         self.path = Path(path)
         if self.path.exists():
-            raise ValueError(f"{self.path} already exists; rosbag2 will not overwrite a bag")
+            raise DataError(f"{self.path} already exists; rosbag2 will not overwrite a bag (remove it or choose "
+                            "another output)")
         self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
         self._connections: dict[str, Any] = {}
         self.count = 0
@@ -83,12 +85,12 @@ class BagReader:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise ValueError(f"{self.path}: no such bag")
+            raise DataError(f"{self.path}: no such bag")
         try:
             self._reader = Reader(self.path)
             self._reader.open()
         except Exception as exc:  # noqa: BLE001 - rosbags raises several kinds for a broken bag
-            raise ValueError(f"{self.path}: cannot open rosbag2 ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"{self.path}: cannot open rosbag2 ({type(exc).__name__}: {one_line(exc)})") from None
 
     def topics(self) -> dict[str, tuple[str, int]]:
         """topic → (message type, message count)."""

@@ -1,33 +1,23 @@
-"""Real rclpy across processes: a private DDS domain on loopback, bounded waits, everything stopped.
-
-Import this module before anything that initializes ROS: it sets the domain for the whole test run.
-"""
+"""Real rclpy across processes (the private DDS domain is set in conftest.py), bounded waits, everything stopped."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
-REPO = Path(__file__).resolve().parents[2]
+from psfusion_ros.harness.node_process import NodeProcess  # noqa: F401  (re-exported for the fixtures)
+from psfusion_ros.io.image_codec import fill_image
+
+REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / "config" / "psfusion.yaml"
-DOMAIN_ID = str(50 + os.getpid() % 150)
-
-# The test process and its children share one private domain, discovered on loopback only.
-os.environ["ROS_DOMAIN_ID"] = DOMAIN_ID
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-
-import rclpy  # noqa: E402  (after the environment is set)
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from psfusion_ros.ros.image_codec import fill_image  # noqa: E402
-from psfusion_ros.ros.process import NodeProcess  # noqa: E402,F401  (re-exported for the fixtures)
 
 
 class Harness:

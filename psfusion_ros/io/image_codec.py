@@ -2,7 +2,9 @@
 
 Decoding returns views of the message buffer whenever the layout allows (no copy), honours ``step``
 padding and ``is_bigendian``, and raises :class:`ImageDecodeError` with a one-line reason for anything
-malformed. No rclpy import here, so offline tools use the same code.
+malformed. :func:`decode_rgb` and :func:`decode_thermal` are the only entry points the node and the tools use:
+whatever a message holds, they return pixels or raise that error, never anything else (a fuzz test holds
+them to it). No rclpy and no torch here, so offline tools use the same code and it imports fast.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from psfusion_ros.errors import ImageDecodeError
 
 # encoding → (dtype, channels)
 _LAYOUTS: dict[str, tuple[str, int]] = {
@@ -29,19 +33,23 @@ _YUYV = ("yuv422_yuy2", "yuyv")
 _NATIVE_BIG = sys.byteorder == "big"
 
 
-class ImageDecodeError(ValueError):
-    """A sensor_msgs/Image that cannot be turned into pixels; ``str()`` says why in one line."""
+def stamp_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time (rclpy or rosbags) → integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def decode_image(msg: Any) -> np.ndarray:
     """Pixels of an Image message: (H, W) for one channel, (H, W, C) otherwise, native byte order."""
-    encoding = str(msg.encoding)
+    try:
+        encoding = str(msg.encoding)
+        height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ImageDecodeError(f"not an Image message ({type(exc).__name__})") from None
     layout = _LAYOUTS.get(encoding)
     if layout is None:
         raise ImageDecodeError(
             f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"empty image ({width}x{height}, {encoding})")
     dtype = np.dtype(layout[0])
@@ -49,14 +57,14 @@ def decode_image(msg: Any) -> np.ndarray:
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ImageDecodeError(f"step {step} is smaller than a {width}-pixel {encoding} row ({row_bytes} bytes)")
-    buffer = msg.data if isinstance(msg.data, np.ndarray) else np.frombuffer(msg.data, np.uint8)
+    buffer = _byte_buffer(msg.data)
     needed = step * (height - 1) + row_bytes
     if buffer.size < needed:
         raise ImageDecodeError(
             f"truncated data: {buffer.size} bytes for a {width}x{height} {encoding} image with step {step} "
             f"(needs {needed})"
         )
-    big = bool(msg.is_bigendian) and dtype.itemsize > 1
+    big = bool(getattr(msg, "is_bigendian", 0)) and dtype.itemsize > 1
     view_dtype = dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype
     shape = (height, width) if channels == 1 else (height, width, channels)
     strides = (step, dtype.itemsize) if channels == 1 else (step, channels * dtype.itemsize, dtype.itemsize)
@@ -64,6 +72,40 @@ def decode_image(msg: Any) -> np.ndarray:
     if view_dtype.byteorder not in ("=", "|") and (view_dtype.byteorder == ">") != _NATIVE_BIG:
         pixels = pixels.astype(dtype.newbyteorder("="))
     return pixels
+
+
+def _byte_buffer(data: Any) -> np.ndarray:
+    """The message's bytes as a flat uint8 array (bytes, array.array('B'), numpy or a list of ints)."""
+    if isinstance(data, np.ndarray):  # rosbags: zero-copy when already contiguous
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    try:
+        return np.frombuffer(data, np.uint8)
+    except TypeError:
+        try:
+            return np.asarray(data, dtype=np.uint8).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            raise ImageDecodeError(f"data is not a byte buffer ({type(data).__name__})") from None
+
+
+def decode_rgb(msg: Any) -> np.ndarray:
+    """A visible camera message as contiguous (H, W, 3) uint8 RGB, or :class:`ImageDecodeError`."""
+    return _convert(msg, to_rgb)
+
+
+def decode_thermal(msg: Any) -> np.ndarray:
+    """A thermal camera message as (H, W) uint8, uint16 or float32, or :class:`ImageDecodeError`."""
+    return _convert(msg, to_thermal)
+
+
+def _convert(msg: Any, convert: Any) -> np.ndarray:
+    try:
+        return convert(decode_image(msg), str(msg.encoding))
+    except ImageDecodeError:
+        raise
+    except (cv2.error, ValueError, TypeError, AttributeError, OverflowError, MemoryError) as exc:
+        # OpenCV/numpy refusing a layout that passed the checks above: still one message, never a crash
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ImageDecodeError(f"cannot convert {getattr(msg, 'encoding', '?')!r} image: {first[:160]}") from None
 
 
 def to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
@@ -79,6 +121,8 @@ def to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
     elif encoding in ("mono8", "8UC1"):
         return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_GRAY2RGB)
     elif encoding in _UYVY + _YUYV:
+        if pixels.shape[1] % 2:
+            raise ImageDecodeError(f"{encoding} packs two pixels per 4 bytes: width {pixels.shape[1]} must be even")
         code = cv2.COLOR_YUV2RGB_UYVY if encoding in _UYVY else cv2.COLOR_YUV2RGB_YUYV
         return cv2.cvtColor(np.ascontiguousarray(pixels), code)
     else:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from psfusion_ros.ros.image_codec import (
+from psfusion_ros.io.image_codec import (
     ImageDecodeError,
     decode_image,
     fill_image,

@@ -1,4 +1,4 @@
-"""Start and stop ``psfusion_node`` as a child process (demo, soak benchmark, tests)."""
+"""Start and stop ``psfusion_node`` as a child process (demo, benchmarks, tests)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = "psfusion_ros"
-
-
-def default_params_file() -> Path:
-    """config/psfusion.yaml of this installation: ament share dir, pip data dir, or the source tree."""
-    candidates = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / "psfusion.yaml")
-    except Exception:  # noqa: BLE001 - not in an ament index (plain venv)
-        pass
-    candidates += [Path(sys.prefix) / "share" / PACKAGE / "config" / "psfusion.yaml",
-                   Path(__file__).resolve().parents[2] / "config" / "psfusion.yaml"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError("config/psfusion.yaml not found in this installation")
+from psfusion_ros.pipeline.parameters import default_params_file
 
 
 def node_executable() -> str:

@@ -1,0 +1,44 @@
+"""``build_pipeline``: the only place a :class:`FusionPipeline` is assembled (node, eval, bench, demo, fuse)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from psfusion_ros.errors import ConfigError
+from psfusion_ros.model.checkpoint import load_checkpoint
+from psfusion_ros.model.psfusion import PSFusion
+from psfusion_ros.pipeline.config import PipelineConfig
+from psfusion_ros.pipeline.engines import create_engine
+from psfusion_ros.pipeline.engines.base import resolve_device
+from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline
+from psfusion_ros.pipeline.registration import Registration
+from psfusion_ros.pipeline.thermal import ThermalNormalizer
+
+#: Seed of the untrained weights the demo and tests run when no checkpoint is given.
+UNTRAINED_SEED = 0
+
+
+def load_model(config: PipelineConfig, checkpoint: str | Path | None = None) -> PSFusion:
+    """The checkpoint's network, or seeded untrained weights when allowed; never silently untrained."""
+    path = checkpoint or config.checkpoint
+    if path:
+        return load_checkpoint(path)
+    if not config.allow_untrained:
+        raise ConfigError("no checkpoint: give the PSFusion weights (best_model.pth), or allow untrained weights "
+                          "for a demo (allow_untrained / --allow-untrained)")
+    torch.manual_seed(UNTRAINED_SEED)
+    return PSFusion()
+
+
+def build_pipeline(config: PipelineConfig, checkpoint: str | Path | None = None, *,
+                   model: PSFusion | None = None) -> FusionPipeline:
+    """The pipeline ``config`` describes, with the weights of ``checkpoint`` (default: ``config.checkpoint``)
+    or an already loaded ``model``."""
+    if model is None:
+        model = load_model(config, checkpoint)
+    device = resolve_device(config.engine.device)
+    engine = create_engine(config.engine, model, device, config.network_size)
+    return FusionPipeline(engine, config, Registration.from_config(config.registration),
+                          ThermalNormalizer(config.thermal))

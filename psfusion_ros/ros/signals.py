@@ -1,0 +1,34 @@
+"""Stopping ``psfusion_node`` cleanly, whatever it is doing when the signal comes.
+
+Every way of stopping the node exits 0 without a traceback: SIGINT or SIGTERM while the weights load (the load
+is abandoned), while running (the frame in flight finishes, then everything shuts down in order), and again
+while shutting down (noted and ignored). rclpy's own signal handlers are not installed; the executor loop
+polls :attr:`StopSignals.requested`.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+
+PROG = "psfusion_node"
+
+
+class StopSignals:
+    """First SIGINT/SIGTERM: stop (interrupting start-up); later ones: noted and ignored."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.phase = "starting"  # starting → running → stopping
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = not self.requested.is_set()
+        self.requested.set()
+        if not first:
+            print(f"{PROG}: {signal.Signals(signum).name} again: already stopping", file=sys.stderr, flush=True)
+        elif self.phase == "starting":
+            raise KeyboardInterrupt  # abandon loading the weights / building the engine
