@@ -84,10 +84,11 @@ def test_folder_dataset_with_msrs_labels(tmp_path: Path, official_checkpoint: Pa
     data = _dataset(tmp_path / "msrs", 3)
     out = tmp_path / "eval"
     result = _run("psfusion-eval", "--ir", str(data / "ir"), "--vi", str(data / "vi"), "--checkpoint",
-                  str(official_checkpoint), "--out", str(out), "--profile", "tang2023", "--no-html")
+                  str(official_checkpoint), "--out", str(out), "--profile", "tang2022", "--no-html")
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["pairs"] == 3 and report["profile"] == "tang2023" and "segmentation" in report  # label/ found
+    assert report["pairs"] == 3 and report["profile"] == "tang2022" and "segmentation" in report  # label/ found
+    assert "53f5542" in report["profile_source"] and report["trained"] is True
     assert [r["name"] for r in report["per_pair"]] == ["00000.png", "00001.png", "00002.png"]
     assert "sync" not in report and not (out / "report.html").exists()
     assert "mIoU" in result.stdout and "pairs/s" in result.stdout
