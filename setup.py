@@ -37,7 +37,7 @@ setup(
             "ros-rmw-fastrtps-cpp",
         ],
         "tensorrt": ["torch-tensorrt"],
-        "test": ["pytest", "ruff"],
+        "test": ["pytest", "ruff", "hypothesis"],
     },
     zip_safe=True,
     maintainer="psfusion_ros developers",

@@ -59,7 +59,57 @@ class Harness:
         msg.header.frame_id = frame_id
         return msg
 
+    def call(self, srv_type: type, name: str, request: object, timeout: float = 30.0) -> object:
+        """Call a service of the node under test (bounded wait); returns the response."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            assert self.spin_until(client.service_is_ready, timeout), f"service {name} not available"
+            future = client.call_async(request)
+            assert self.spin_until(future.done, timeout), f"service {name} did not answer"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def set_parameter(self, node: str, name: str, value: object) -> object:
+        """``ros2 param set``: the SetParametersResult (successful, reason)."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return self.call(SetParameters, f"{node}/set_parameters", request).results[0]
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def stamp_of(msg: object) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec  # type: ignore[attr-defined]
+
+
+class Feeder:
+    """Feeds pairs into the node until a condition holds: one pair, then wait for a new output (or a patience,
+    after which the next pair goes out: best-effort transport may lose one), never a fixed sleep."""
+
+    def __init__(self, harness: Harness, outputs: list, make_pair: Callable[[int], tuple[Image, Image]]) -> None:
+        self.h, self.outputs, self.make_pair = harness, outputs, make_pair
+        self.index = 0
+        self.sent: list[Image] = []
+
+    def send(self) -> Image:
+        thermal, rgb = self.make_pair(self.index)
+        self.index += 1
+        self.h.pub_thermal.publish(thermal)
+        self.h.pub_rgb.publish(rgb)
+        self.sent.append(rgb)
+        return rgb
+
+    def until(self, condition: Callable[[], bool], timeout: float = 120.0, patience: float = 3.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            before = len(self.outputs)
+            self.send()
+            self.h.spin_until(lambda before=before: len(self.outputs) > before or condition(),
+                              min(patience, max(deadline - time.monotonic(), 0.0)))
+        return condition()

@@ -101,6 +101,32 @@ class DrivePlayer:
             self.sent_stamps[stamp] = k
         return stamp
 
+    def lockstep(self, count: int, first_timeout: float = 120.0) -> list[float]:
+        """Seconds between ``count`` + 1 consecutive outputs while pairs are fed one at a time: what this machine
+        sustains, measured before choosing a playback rate. ApproximateTime emits a pair when the next frame
+        arrives, so each new pair releases the previous one; a pair lost in (best-effort) transport releases
+        nothing, so after a patience of 5x the gaps seen so far (10 s before the first output, which includes the
+        warm-up, for up to ``first_timeout``) another pair is published."""
+        gaps: list[float] = []
+        target = self.received.fused_count + 1
+        index, last = 0, None
+        self.publish(index)
+        give_up = time.monotonic() + first_timeout + 60.0 * count
+        while len(gaps) < count and time.monotonic() < give_up:
+            index += 1
+            self.publish(index)
+            # before the first output nothing is known: re-send every 10 s (a lost frame must not cost minutes)
+            patience = 10.0 if last is None else max(5 * float(np.median(gaps or [1.0])), 2.0)
+            deadline = time.monotonic() + patience
+            while self.received.fused_count < target and time.monotonic() < deadline:
+                self.spin_for(0.02)
+            if self.received.fused_count >= target:
+                now = time.monotonic()
+                if last is not None:
+                    gaps.append(now - last)
+                last, target = now, self.received.fused_count + 1
+        return gaps
+
     def play(self, count: int, rate_hz: float) -> None:
         """Publish ``count`` pairs at ``rate_hz``, spinning in between so outputs are received."""
         period = 1.0 / rate_hz

@@ -21,11 +21,12 @@ class NodeProcess:
     """``psfusion_node --ros-args --params-file config/psfusion.yaml -p key:=value ...``"""
 
     def __init__(self, overrides: dict[str, object], log: Path, params_file: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, ros_args: list[str] | None = None) -> None:
         args = [node_executable(), "--ros-args", "--params-file", str(params_file or default_params_file())]
         for key, value in overrides.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ["-p", f"{key}:={text}"]
+        args += list(ros_args or [])  # e.g. ["-r", "__ns:=/cam0"]
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log.open("w")
@@ -48,14 +49,27 @@ class NodeProcess:
                 return int(line.split()[1]) / 1024.0
         return float("nan")
 
-    def interrupt(self, timeout: float = 30.0) -> int:
-        """SIGINT (Ctrl-C, ros2 launch); returns the exit code."""
+    def interrupt(self, timeout: float = 60.0, sig: int = signal.SIGINT) -> int:
+        """SIGINT (Ctrl-C, ros2 launch) or another signal; returns the exit code."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=timeout)
         finally:
             self.stop()
+
+    def wait_for_output(self, text: str, timeout: float = 120.0) -> bool:
+        """True once ``text`` appears in the node's log (False on timeout or if it exits first)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return True
+            if self.proc.poll() is not None:
+                return text in self.output()
+            time.sleep(0.05)
+        return False
 
     def stop(self) -> None:
         if self.proc.poll() is None:

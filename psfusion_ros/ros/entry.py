@@ -49,6 +49,7 @@ def main(args: list[str] | None = None) -> int:
                 else f"see {PROG} --help")
         print(f"{PROG}: error: unexpected argument {bad!r}; {hint}", file=sys.stderr)
         return 2
+    print(f"{PROG}: starting", file=sys.stderr, flush=True)
     try:
         from psfusion_ros.ros.node import run
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from psfusion_ros.constants import MSRS_CLASSES, MSRS_PALETTE
 from psfusion_ros.metrics import METRIC_NAMES
 from psfusion_ros.pipeline.color import colorize
 
@@ -49,10 +50,13 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, str]]:
     ax1.hist([r["pipeline_ms"] for r in rows], bins=30, color="tab:green")
     ax1.set_xlabel("pipeline ms per pair")
     ax1.set_title("Latency (normalize → publishable outputs)")
-    stages = {k: v["p50"] for k, v in report["timing"].items() if k != "pipeline_total" and v}
+    stages = {k: max(v["p50"], 1e-3) for k, v in report["timing"].items() if k != "pipeline_total" and v}
     ax2.barh(list(stages), list(stages.values()), color="tab:gray")
-    ax2.set_xlabel("p50 ms")
+    ax2.set_xscale("log")  # the network dwarfs the rest; a log axis keeps every stage readable
+    ax2.set_xlabel("p50 ms (log scale)")
     ax2.set_title("Per stage")
+    for y, value in enumerate(stages.values()):
+        ax2.text(value, y, f" {value:.2f}", va="center", fontsize=8)
     fig.tight_layout()
     figures.append(("Timing", _png(fig)))
     plt.close(fig)
@@ -60,7 +64,8 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, str]]:
     if "sync" in report and rows:
         fig, ax = plt.subplots(figsize=(12, 3))
         t0 = rows[0]["rgb_stamp_ns"]
-        ax.plot([(r["rgb_stamp_ns"] - t0) / 1e9 for r in rows], [r["offset_ms"] for r in rows], ".", ms=3)
+        ax.plot([(r["rgb_stamp_ns"] - t0) / 1e9 for r in rows], [r["offset_ms"] for r in rows], "o", ms=5,
+                alpha=0.7)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xlabel("seconds into the bag")
         ax.set_ylabel("thermal − RGB stamp (ms)")
@@ -76,10 +81,37 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return f"<table>{cells}</table>"
 
 
+def _legend(class_ids: set[int]) -> str:
+    """Colour swatches and names of the classes shown in the previews."""
+    items = [f"<span class='swatch' style='background:rgb{MSRS_PALETTE[i]}'></span>{html.escape(MSRS_CLASSES[i])}"
+             for i in sorted(class_ids) if i < len(MSRS_CLASSES)]
+    return "<p class='legend'>" + " ".join(items) + "</p>"
+
+
+def _header(report: dict[str, Any]) -> str:
+    source = report["source"]
+    what = (f"bag {source['bag']} ({source['thermal_topic']} + {source['rgb_topic']})" if "bag" in source
+            else f"folders {source['ir']} + {source['vi']}")
+    weights = (html.escape(str(report["checkpoint"])) if report.get("trained")
+               else "<b class='warn'>UNTRAINED seeded weights</b>: the numbers show the data path, not PSFusion")
+    flag = " — <b class='warn'>interrupted</b>" if report["interrupted"] else ""
+    rows = [("source", html.escape(what)), ("checkpoint", weights),
+            ("pipeline", html.escape(report.get("pipeline", ""))),
+            ("device", html.escape(f"{report['device']} ({report.get('backend', 'eager')}, {report['precision']})")),
+            ("metrics profile", html.escape(f"{report['profile']}: {report.get('profile_source', '')}")),
+            ("pairs", f"{report['pairs']} in {report['seconds']} s ({report['pairs_per_second']} pairs/s){flag}"),
+            ("skipped inputs", str(report.get("skipped_count", 0))),
+            ("blank thermal pairs", str(report.get("blank_thermal_pairs", 0)))]
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    params = report.get("parameters", {})
+    details = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in params.items())
+    return (f"<h1>psfusion-eval report</h1><table>{table}</table>"
+            f"<details><summary>parameters ({html.escape(str(report.get('params_file', '')))} + flags)</summary>"
+            f"<table>{details}</table></details>")
+
+
 def write_html(path: Path, report: dict[str, Any], previews: list[tuple]) -> None:
-    flag = " — <b>interrupted</b>" if report["interrupted"] else ""
-    parts = [f"<h1>psfusion-eval report</h1><p>{report['pairs']} pairs, {report['pairs_per_second']} pairs/s, "
-             f"device {html.escape(report['device'])}{flag}</p>"]
+    parts = [_header(report)]
     parts.append("<h2>Metrics (mean)</h2>" + _table([(k, f"{v:.4f}") for k, v in report["metrics"].items()]))
     if "segmentation" in report:
         seg = report["segmentation"]
@@ -101,8 +133,10 @@ def write_html(path: Path, report: dict[str, Any], previews: list[tuple]) -> Non
     for index, vi, ir, fused, ids in previews:
         strip = np.hstack([vi, np.repeat(ir[:, :, None], 3, axis=2), fused, colorize(ids)])
         parts.append(f"<h3>Pair {index}: visible | infrared | fused | segmentation</h3>"
-                     f"<img src='data:image/png;base64,{_img_png(strip)}'>")
+                     f"<img src='data:image/png;base64,{_img_png(strip)}'>" + _legend(set(np.unique(ids).tolist())))
     style = ("body{font-family:sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse}"
-             "th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}img{max-width:100%}")
+             "th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}img{max-width:100%}.warn{color:#b00}"
+             ".swatch{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;border:1px solid #888;"
+             "vertical-align:middle}")
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>psfusion-eval</title>"
                     f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -7,6 +7,7 @@ Pairs become two image topics with camera_info at a chosen rate, optionally with
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from psfusion_ros.errors import DataError
+from psfusion_ros.errors import DataError, PSFusionError
 from psfusion_ros.io.bags import BagWriter, camera_info_message, header, image_message
 from psfusion_ros.io.image_files import matched_names, read_image
-from psfusion_ros.tools.cli import existing_dir, run_cli
+from psfusion_ros.tools.cli import EXIT_INTERRUPTED, existing_dir, run_cli
 
 START_NS = 1_700_000_000 * 1_000_000_000  # a fixed epoch so bags are reproducible
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ir", required=True, type=existing_dir, help="folder of infrared images")
     parser.add_argument("--vi", required=True, type=existing_dir, help="folder of visible images")
     parser.add_argument("--out", required=True, help="rosbag2 folder to create")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     parser.add_argument("--labels", type=existing_dir, help="folder of class-id label PNGs (same names)")
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second (default 10)")
     parser.add_argument("--jitter-ms", type=float, default=0.0, help="std-dev of thermal stamp jitter (ms)")
@@ -44,49 +46,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _write_pair(bag: BagWriter, args: argparse.Namespace, name: str, k: int, rng: np.random.Generator) -> None:
+    vi = read_image(Path(args.vi) / name, "RGB")
+    ir = read_image(Path(args.ir) / name, "L")
+    if vi.shape[:2] != ir.shape:
+        raise DataError(f"{name}: infrared {ir.shape[1]}x{ir.shape[0]} and visible {vi.shape[1]}x{vi.shape[0]} "
+                        "differ in size")
+    label = None
+    if args.labels and (label_path := Path(args.labels) / (Path(name).stem + ".png")).exists():
+        label = read_image(label_path, "L")
+    rgb_ns = START_NS + int(round(k * 1e9 / args.rate))
+    ir_ns = rgb_ns + int(round(rng.normal(0.0, args.jitter_ms) * 1e6)) if args.jitter_ms else rgb_ns
+    if args.thermal_encoding == "mono16":
+        ir = ir.astype(np.uint16) * 257
+    rgb_hdr, ir_hdr = header(rgb_ns, "rgb_optical"), header(ir_ns, "thermal_optical")
+    bag.write(args.thermal_topic, image_message(ir, args.thermal_encoding, ir_hdr), ir_ns)
+    bag.write(_frame_topic(args.thermal_topic, "camera_info"), camera_info_message(ir.shape[1], ir.shape[0], ir_hdr),
+              ir_ns)
+    bag.write(args.rgb_topic, image_message(vi, "rgb8", rgb_hdr), rgb_ns)
+    bag.write(_frame_topic(args.rgb_topic, "camera_info"), camera_info_message(vi.shape[1], vi.shape[0], rgb_hdr),
+              rgb_ns)
+    if label is not None:
+        bag.write(args.label_topic, image_message(label, "mono8", rgb_hdr), rgb_ns)
+
+
+def create(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.rate <= 0:
+    if not args.rate > 0:
         parser.error("--rate must be positive")
 
     def run() -> int:
         names, unmatched = matched_names(Path(args.ir), Path(args.vi))
         if not names:
             raise DataError(f"no image file names appear in both {args.ir} and {args.vi}")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out} is a file; --out names the bag folder to create")
+        if out.exists():
+            if not args.overwrite:
+                raise DataError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+            shutil.rmtree(out)
         rng = np.random.default_rng(args.seed)
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # finish the bag on SIGTERM as on Ctrl-C
-        written = 0
-        with BagWriter(args.out, args.storage) as bag:
+        written, failed, interrupted = 0, [], False
+        with BagWriter(out, args.storage) as bag:
             try:
                 for k, name in enumerate(tqdm(names, unit="pair", dynamic_ncols=True)):
-                    vi = read_image(Path(args.vi) / name, "RGB")
-                    ir = read_image(Path(args.ir) / name, "L")
-                    rgb_ns = START_NS + int(round(k * 1e9 / args.rate))
-                    ir_ns = rgb_ns + int(round(rng.normal(0.0, args.jitter_ms) * 1e6)) if args.jitter_ms else rgb_ns
-                    if args.thermal_encoding == "mono16":
-                        ir = ir.astype(np.uint16) * 257
-                    rgb_hdr, ir_hdr = header(rgb_ns, "rgb_optical"), header(ir_ns, "thermal_optical")
-                    bag.write(args.thermal_topic, image_message(ir, args.thermal_encoding, ir_hdr), ir_ns)
-                    bag.write(_frame_topic(args.thermal_topic, "camera_info"),
-                              camera_info_message(ir.shape[1], ir.shape[0], ir_hdr), ir_ns)
-                    bag.write(args.rgb_topic, image_message(vi, "rgb8", rgb_hdr), rgb_ns)
-                    bag.write(_frame_topic(args.rgb_topic, "camera_info"),
-                              camera_info_message(vi.shape[1], vi.shape[0], rgb_hdr), rgb_ns)
-                    if args.labels:
-                        label_path = Path(args.labels) / (Path(name).stem + ".png")
-                        if label_path.exists():
-                            label = read_image(label_path, "L")
-                            bag.write(args.label_topic, image_message(label, "mono8", rgb_hdr), rgb_ns)
-                    written += 1
+                    try:
+                        _write_pair(bag, args, name, k, rng)
+                        written += 1
+                    except PSFusionError as exc:  # an unreadable pair: reported, the bag goes on
+                        failed.append(str(exc))
+                        tqdm.write(f"warning: skipped {exc}", file=sys.stderr)
             except KeyboardInterrupt:
+                interrupted = True
                 print(f"psfusion-bag: interrupted after {written} pairs; the bag is closed and valid", file=sys.stderr)
         note = f" ({len(unmatched)} unmatched files ignored)" if unmatched else ""
         print(f"psfusion-bag: wrote {written} pairs ({bag.count} messages) at {args.rate:g} Hz to {args.out} "
-              f"[{args.storage}]{note}")
-        return 0 if written == len(names) else 130
+              f"[{args.storage}]{note}" + (f"; {len(failed)} pairs skipped" if failed else ""))
+        if not written and not interrupted:
+            shutil.rmtree(out, ignore_errors=True)
+            raise DataError(f"no pair could be read ({failed[0] if failed else 'nothing to write'}); no bag written")
+        return EXIT_INTERRUPTED if interrupted else 1 if failed else 0
 
     return run_cli("psfusion-bag", run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``psfusion-bag [create] --ir --vi --out`` makes a bag; ``psfusion-bag play BAG`` replays one."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["create"]:
+        argv = argv[1:]
+    return create(argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ def test_live_demo_runs_the_node_and_reports(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "live ROS 2" and report["trained"] is False
     assert report["frames_published"] == 6 and report["frames_fused"] >= 1
+    assert report["sustainable_rate_hz"] > 0 and report["playback_rate_hz"] <= 4
+    assert report["cpu_limited"] == (report["playback_rate_hz"] < 4)
     assert report["sync"]["matched pairs"] >= 4 and report["node_exit_code"] == 0
     assert report["registration"]["residual_after_calibration_px"] < 1.0 < report["registration"][
         "misalignment_corrected_px"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -66,6 +68,9 @@ def test_bag_round_trip_through_eval(tmp_path: Path, official_checkpoint: Path, 
     assert 0.0 <= report["segmentation"]["mIoU"] <= 1.0 and report["segmentation"]["pixels"] == 5 * (64 * 96 - 1)
     html = (out / "report.html").read_text()
     assert html.count("<img") >= 4 and "Synchronization" in html
+    assert str(bag) in html and str(official_checkpoint) in html and "UNTRAINED" not in html
+    assert "MMIF-CDDFuse" in html and "<summary>parameters" in html and "thermal.mode" in html
+    assert html.count("class='swatch'") >= 1 and "unlabelled" in html  # a class legend under the previews
 
     with BagReader(bag) as reader:
         rgb = {stamp_of(m): m for _, _, m in reader.messages(["/rgb/image_raw"])}
@@ -107,21 +112,26 @@ def test_wrong_topic_and_missing_bag_are_one_line_errors(tmp_path: Path, officia
 
 
 def test_interrupted_run_keeps_a_valid_report_and_bag(tmp_path: Path, official_checkpoint: Path) -> None:
-    data = _dataset(tmp_path / "d", 40)
+    data = _dataset(tmp_path / "d", 200)  # far more pairs than can pass while the signal is delivered
     bag = tmp_path / "bag"
     assert _run("psfusion-bag", "--ir", str(data / "ir"), "--vi", str(data / "vi"), "--out", str(bag)).returncode == 0
     out = tmp_path / "eval"
     proc = subprocess.Popen([str(BIN / "psfusion-eval"), "--bag", str(bag), "--checkpoint", str(official_checkpoint),
                              "--out", str(out), "--network-size", "64x96", "--device", "cpu", "--no-html"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out / "bag").exists():
-        time.sleep(0.2)
-    time.sleep(3.0)  # a few pairs in
+    progress: list[str] = []
+    reader = threading.Thread(target=lambda: progress.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not re.search(r"\b[1-9]\d*/200\b",
+                                                                                   "".join(progress)):
+        time.sleep(0.05)  # polling a condition (a pair has been written), not waiting for time to pass
+    assert proc.poll() is None, "".join(progress)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    assert proc.returncode == 130, "".join(progress)
     report = json.loads((out / "report.json").read_text())
-    assert report["interrupted"] is True and report["pairs"] < 40
-    with BagReader(out / "bag") as reader:  # finalized: readable, one fused image per reported pair
-        assert reader.topics()["/psfusion/fused/image"][1] == report["pairs"]
+    assert report["interrupted"] is True and 1 <= report["pairs"] < 200
+    with BagReader(out / "bag") as reader_:  # finalized: readable, one fused image per reported pair
+        assert reader_.topics()["/psfusion/fused/image"][1] == report["pairs"]

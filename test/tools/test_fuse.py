@@ -73,7 +73,7 @@ def test_bad_pairs_are_skipped_and_reported(tmp_path: Path, official_checkpoint:
                   "--out", str(tmp_path / "out"), "--no-progress")
     assert result.returncode == 1
     assert "skipped" in result.stderr and "scene_0.png" in result.stderr and "cannot read image" in result.stderr
-    assert "1 files have no partner" in result.stderr
+    assert "1 files have no partner of the same name" in result.stderr and "1 unmatched" in result.stdout
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scene_1.png"]
 
