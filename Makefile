@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all venv test lint demo params clean
+.PHONY: all venv test lint demo params gpu-check clean
 
 all: test
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/psfusion-demo --out demo_out
+
+# On a CUDA machine: versions, TensorRT fp16/fp32 programs, accuracy and timings in one report.
+gpu-check: $(STAMP)
+	$(BIN)/psfusion-export --self-check --json gpu_check.json
 
 # Regenerate config/psfusion.yaml from the parameter table (the README table: see test/pipeline/test_parameters.py).
 params: $(STAMP)

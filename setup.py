@@ -36,7 +36,10 @@ setup(
             "ros-diagnostic-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
+        # GPU machines (README: Deployment): pick the torch-tensorrt that matches the installed torch
         "tensorrt": ["torch-tensorrt"],
+        # ONNX export and its check in ONNX Runtime
+        "onnx": ["onnx", "onnxscript", "onnxruntime"],
         "test": ["pytest", "ruff", "hypothesis"],
     },
     zip_safe=True,
@@ -52,6 +55,7 @@ setup(
             "psfusion-bench = psfusion_ros.tools.bench:main",
             "psfusion-bag = psfusion_ros.tools.make_bag:main",
             "psfusion-eval = psfusion_ros.tools.evaluate:main",
+            "psfusion-export = psfusion_ros.tools.export:main",
             "psfusion_node = psfusion_ros.ros.entry:main",
         ],
     },

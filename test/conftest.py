@@ -41,3 +41,18 @@ def official_checkpoint(tmp_path_factory: pytest.TempPathFactory, det_model: PSF
         path,
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def aoti_artifact(tmp_path_factory: pytest.TempPathFactory, official_checkpoint: Path) -> Path:
+    """An AOTInductor package (fp32, 64x96, CPU) built once per session through psfusion-export (~1 minute)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("engines") / "psfusion_fp32_64x96.pt2"
+    result = subprocess.run([str(Path(sys.executable).parent / "psfusion-export"), "--checkpoint",
+                             str(official_checkpoint), "--backend", "compile", "--precision", "fp32", "--network-size",
+                             "64x96", "--device", "cpu", "-o", str(out)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wrote" in result.stdout and "backend:=compile" in result.stdout
+    return out

@@ -142,6 +142,7 @@ def load_checkpoint(
     model = PSFusion(infer_num_classes(state) if num_classes is None else num_classes)
     _check_compatible(state, model, path)
     model.load_state_dict(state, strict=True)
+    model.checkpoint_path = str(path)  # provenance: exported engines record which weights they were built from
     return model.to(device).eval()
 
 

@@ -130,11 +130,18 @@ class S2P2(nn.Module):
             nn.Conv2d(feature, 2, 3, padding=1),
         )
 
-    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _semantic(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         binary = self.binary_conv2(self.binary_conv1(feat))
         # exp(b1) / sum(exp(b)) as a softmax: same value, no overflow in half precision.
         foreground = torch.softmax(binary, dim=1)[:, 1:2]
         feat_semantic = self.semantic_conv1(_up(feat * foreground, 2))
-        semantic = _up(self.semantic_conv2(feat_semantic), 2)
+        return _up(self.semantic_conv2(feat_semantic), 2), binary, feat_semantic
+
+    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        semantic, binary, feat_semantic = self._semantic(feat)
         boundary = self.boundary_conv(torch.cat([feat_semantic, _up(feat, 2)], dim=1))
         return semantic, _up(binary, 4), _up(boundary, 2)
+
+    def semantic(self, feat: torch.Tensor) -> torch.Tensor:
+        """The semantic logits only (the binary head gates them; the boundary head is skipped)."""
+        return self._semantic(feat)[0]

@@ -40,6 +40,7 @@ class PSFusion(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.checkpoint_path: str | None = None  # set by load_checkpoint
         for modality, in_channels in (("thermal", 1), ("rgb", 3)):
             # torchvision's bn1/layer1..layer4 are stored as bn1/layer3..layer6 in the checkpoint.
             setattr(self, f"encoder_{modality}_conv1", Feature_extract(in_channels, 64))
@@ -90,7 +91,8 @@ class PSFusion(nn.Module):
         f6 = m("layer6")(f5)
         return [f1, f2, f3, f4, f5, f6]
 
-    def forward(self, vi: torch.Tensor, ir: torch.Tensor) -> PSFusionOutput:
+    def _decode(self, vi: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Semantic features (1/4 scale) and reconstruction features (full scale)."""
         rgb1, rgb2, rgb3, rgb4, rgb5, rgb6 = self._encode("rgb", vi)
         ir1, ir2, ir3, ir4, ir5, ir6 = self._encode("thermal", ir[:, :1])
 
@@ -105,11 +107,24 @@ class PSFusion(nn.Module):
         seg_inputs = (fused3, fused4, fused5, fused6)
         seg_f = torch.cat([to(f) for f, to in zip(seg_inputs, self.to_fused_seg)], dim=1)
         seg_f = self.seg_decoder(seg_f)
-        semantic, binary, boundary = self.classfier(seg_f)
 
         # Reconstruction branch at full scale, with semantic features injected by SIM3.
         rec_f = self.SIM2(fused1, self.SIM1(fused2, fused3))
         rec_f = self.seg_rec_decoder(self.SIM3(self.rec_decoder(rec_f), seg_f))
+        return seg_f, rec_f
+
+    def forward(self, vi: torch.Tensor, ir: torch.Tensor) -> PSFusionOutput:
+        """The reference's six outputs (training uses them all)."""
+        seg_f, rec_f = self._decode(vi, ir)
+        semantic, binary, boundary = self.classfier(seg_f)
         return PSFusionOutput(
             semantic, binary, boundary, self.pred_fusion(rec_f), self.pred_vi(rec_f), self.pred_ir(rec_f)
         )
+
+    def infer(self, vi: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What deployment needs: fused luminance and semantic logits, without the visible/infrared
+        reconstructions and the boundary head (~7 % of the work at 480x640). The fused-image head runs in
+        its own dtype, so it can stay fp32 when the rest runs in bf16/fp16."""
+        seg_f, rec_f = self._decode(vi, ir)
+        head_dtype = self.pred_fusion.conv_block[0].weight.dtype
+        return self.pred_fusion(rec_f.to(head_dtype)), self.classfier.semantic(seg_f)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from psfusion_ros.errors import ConfigError
+from psfusion_ros.errors import ConfigError, EngineError
 from psfusion_ros.model.checkpoint import load_checkpoint
 from psfusion_ros.model.psfusion import PSFusion
-from psfusion_ros.pipeline.config import PipelineConfig
+from psfusion_ros.pipeline.config import EngineConfig, PipelineConfig
 from psfusion_ros.pipeline.engines import create_engine
 from psfusion_ros.pipeline.engines.base import resolve_device
 from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline
@@ -35,10 +35,20 @@ def load_model(config: PipelineConfig, checkpoint: str | Path | None = None) -> 
 def build_pipeline(config: PipelineConfig, checkpoint: str | Path | None = None, *,
                    model: PSFusion | None = None) -> FusionPipeline:
     """The pipeline ``config`` describes, with the weights of ``checkpoint`` (default: ``config.checkpoint``)
-    or an already loaded ``model``."""
+    or an already loaded ``model``. An exported engine that cannot run here is an :class:`EngineError`, or, with
+    ``engine_fallback``, eager fp32 with ``pipeline.fallback`` saying why (the node reports it as an ERROR)."""
     if model is None:
         model = load_model(config, checkpoint)
     device = resolve_device(config.engine.device)
-    engine = create_engine(config.engine, model, device, config.network_size)
-    return FusionPipeline(engine, config, Registration.from_config(config.registration),
-                          ThermalNormalizer(config.thermal))
+    fallback = None
+    try:
+        engine = create_engine(config.engine, model, device, config.network_size)
+    except EngineError as exc:
+        if not config.engine.engine_fallback:
+            raise
+        engine = create_engine(EngineConfig(device=config.engine.device), model, device, config.network_size)
+        fallback = f"{exc} -- running eager fp32 instead (engine_fallback)"
+    pipeline = FusionPipeline(engine, config, Registration.from_config(config.registration),
+                              ThermalNormalizer(config.thermal))
+    pipeline.fallback = fallback
+    return pipeline

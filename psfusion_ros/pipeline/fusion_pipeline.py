@@ -82,6 +82,10 @@ class FusionPipeline:
         self.resample = config.resample
         self.registration = registration
         self.thermal = thermal
+        #: why the configured engine is not the one running (engine_fallback), else None
+        self.fallback: str | None = None
+        #: frames go to the device as uint8/uint16 and every stage runs there (CUDA); else OpenCV/PIL on arrays
+        self.tensor_path = self.device.type == "cuda" and config.resample == "fast"
 
     @property
     def device(self) -> torch.device:
@@ -119,6 +123,8 @@ class FusionPipeline:
         if len(sizes) != 1:
             raise FrameError(f"a batch must share one network size, got {sorted(sizes)}")
         net_size = sizes.pop()
+        if self.tensor_path:
+            return self._run_tensors(vis, irs, net_size)
         timing = dict.fromkeys(STAGES, 0.0)
         irs = [self._prepare_thermal(ir, vi.shape[:2], timing) for vi, ir in zip(vis, irs)]
 
@@ -142,6 +148,67 @@ class FusionPipeline:
         ]
         t5 = time.perf_counter()
         for name, seconds in zip(STAGES[2:], (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            timing[name] += seconds * 1e3
+        for r in results:
+            r.timing_ms = {k: v / len(results) for k, v in timing.items()}
+        return results
+
+
+    # -- the device path: one upload per frame, everything on the device, one copy of uint8 results back --------
+    def _upload(self, frame: np.ndarray) -> torch.Tensor:
+        with warnings.catch_warnings():  # read-only message buffers: copied by the upload, never written to
+            warnings.simplefilter("ignore", UserWarning)
+            tensor = torch.from_numpy(np.ascontiguousarray(frame))
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def _sync(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _run_tensors(self, vis: Sequence[np.ndarray], irs: Sequence[np.ndarray],
+                     net_size: tuple[int, int]) -> list[FusionResult]:
+        timing = dict.fromkeys(STAGES, 0.0)
+        thermal, registration = self.thermal, self.registration
+        vi_small, ir_small, ir_full, full_sizes = [], [], [], []
+        for vi, ir in zip(vis, irs):
+            _check_thermal(ir)
+            t0 = self._sync()
+            ir_t = thermal(self._upload(ir))
+            ir_t = ir_t.float().div_(255.0) if ir_t.dtype == torch.uint8 else ir_t
+            t1 = self._sync()
+            ir_t = registration.apply(ir_t, vi.shape[:2])
+            t2 = self._sync()
+            vi_t = self._upload(vi).float().div_(255.0)
+            vi_small.append(resize_image(vi_t, net_size, "fast"))
+            ir_small.append(resize_image(ir_t, net_size, "fast"))
+            ir_full.append(ir_t)
+            full_sizes.append(vi.shape[:2])
+            timing["thermal"] += (t1 - t0) * 1e3
+            timing["register"] += (t2 - t1) * 1e3
+            timing["resize_in"] += (self._sync() - t2) * 1e3
+        t0 = self._sync()
+        vi_b = torch.stack(vi_small)  # (B, h, w, 3)
+        out = self.engine(vi_b.permute(0, 3, 1, 2).contiguous(), torch.stack(ir_small).unsqueeze(1))
+        t1 = self._sync()
+        fused = fused_rgb_uint8(out.fused[:, 0].float(), vi_b)  # (B, h, w, 3) uint8
+        t2 = self._sync()
+        class_ids = out.semantic.argmax(dim=1).to(torch.uint8)  # (B, h, w)
+        t3 = self._sync()
+        results = []
+        for k, (h, w) in enumerate(full_sizes):
+            big = resize_image(fused[k].float(), (h, w), "fast").round_().clamp_(0, 255).to(torch.uint8)
+            ids = torch.nn.functional.interpolate(class_ids[k][None, None].float(), size=(h, w), mode="nearest")
+            ir_255 = ir_full[k].mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+            packed = torch.cat([big, ids[0, 0, :, :, None].to(torch.uint8), ir_255[:, :, None]], dim=-1).cpu().numpy()
+            span = float(ir_small[k].max() - ir_small[k].min())
+            results.append(FusionResult(packed[..., :3].copy(), packed[..., 3].copy(), net_size,
+                                        thermal=packed[..., 4].copy(), thermal_blank=span < BLANK_THERMAL_SPAN))
+        t4 = self._sync()
+        for name, seconds in (("inference", t1 - t0), ("colour", t2 - t1), ("argmax", t3 - t2),
+                              ("resize_out", t4 - t3)):
             timing[name] += seconds * 1e3
         for r in results:
             r.timing_ms = {k: v / len(results) for k, v in timing.items()}

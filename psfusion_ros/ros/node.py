@@ -74,6 +74,9 @@ class PSFusionNode(Node):
         self.health = HealthMonitor(INPUT_NAMES, self.options.diagnostics_stale_timeout,
                                     self.options.diagnostics_expected_rate)
         self.pipeline = build_pipeline(self.config)  # ConfigError / CheckpointError / EngineError
+        if self.pipeline.fallback:
+            self.health.set_condition("engine", ERROR, f"engine fallback: {self.pipeline.fallback}")
+            self.get_logger().error(f"engine fallback: {self.pipeline.fallback}")
         if not self.config.checkpoint:
             self.get_logger().warn("no checkpoint: running seeded UNTRAINED weights (allow_untrained=true)")
 

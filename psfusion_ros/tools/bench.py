@@ -1,10 +1,15 @@
 """``psfusion-bench``: how fast, measured the same way every time; results as tables, JSON and plots.
 
-* ``stages``: everything the node does besides the network, per stage, on real Image messages
-  (decode, sync, normalize, register, resize, colour, argmax, resize back, encode, publish). The network's
-  output is computed once for real and replayed, so the loop times only the code around it.
-* ``backends``: forward passes of the network per precision, as ratios measured in one run.
+* ``backends``: the network alone, every available backend x precision (eager, torch.compile, AOTInductor,
+  TensorRT, ONNX Runtime) in one process, in interleaved rounds so that drift hits all alike; warm-up excluded;
+  median/p95/min, pairs/s, memory, and speed-up and accuracy (fused PSNR, mask agreement) against eager fp32 from
+  the same run.
+* ``pipeline``: everything the node does for one pair with the chosen backend, per stage (decode, sync, thermal,
+  register, resize, network, colour, argmax, resize back, encode, publish).
+* ``stages``: the same, with one real network output replayed, so the figures are everything but the network.
 * ``soak``: the live node for a long run at a fixed rate; resident memory over time (flat or not).
+
+Machines like this one swing 2-3x from run to run: compare within one run, never across runs.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from psfusion_ros.errors import ConfigError
 from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_frame, thermal_counts
-from psfusion_ros.pipeline.builder import build_pipeline
+from psfusion_ros.pipeline.builder import build_pipeline, load_model
 from psfusion_ros.pipeline.config import PipelineConfig
-from psfusion_ros.pipeline.engines import create_engine
 from psfusion_ros.pipeline.engines.base import InferenceOutput, resolve_device
+from psfusion_ros.pipeline.parameters import DEVICES, PRECISIONS
 from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
-from psfusion_ros.tools.cli import run_cli
+from psfusion_ros.tools.backend_timing import BENCH_BACKENDS, print_backends, run_backends
+from psfusion_ros.tools.cli import existing_file, run_cli
 
 NETWORK_STAGES = ("inference", "argmax")
 
@@ -48,7 +55,7 @@ class ReplayEngine:
 
     name = "replay"
 
-    def __init__(self, engine: object, output: InferenceOutput) -> None:
+    def __init__(self, engine: Any, output: InferenceOutput) -> None:
         self.device, self.precision, self.num_classes = engine.device, engine.precision, engine.num_classes
         self.output = output
 
@@ -61,7 +68,16 @@ def _summary(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
             for k, v in samples.items()}
 
 
-def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
+def _bench_config(args: argparse.Namespace, net_size: tuple[int, int], homography: np.ndarray) -> PipelineConfig:
+    config = PipelineConfig(allow_untrained=True, network_size=net_size).with_params({
+        "device": getattr(args, "device", "cpu"), "backend": getattr(args, "backend", "eager"),
+        "precision": getattr(args, "precision", "fp32"), "engine_path": getattr(args, "engine_path", None) or "",
+        "registration.mode": args.registration, "registration.homography": [float(v) for v in homography.ravel()]})
+    return config.with_params({"checkpoint": args.checkpoint}) if getattr(args, "checkpoint", None) else config
+
+
+def bench_stages(args: argparse.Namespace, replay: bool = True) -> dict[str, Any]:
+    """Per-stage cost of one pair on real Image messages; ``replay``: the network's output is replayed."""
     import rclpy
     from rclpy.node import Node
     from sensor_msgs.msg import Image
@@ -70,21 +86,20 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
     from psfusion_ros.io.image_codec import decode_rgb, decode_thermal, fill_image
     from psfusion_ros.pipeline.color import colorize
 
-    rgb_size, thermal_size = parse_size(args.size), parse_size(args.thermal_size)
+    rgb_size, thermal_size = parse_size(args.size, network=False), parse_size(args.thermal_size, network=False)
     net_size = parse_size(args.network_size)
     H = misalignment_homography(rgb_size, thermal_size)
     scene = synthetic_frame(0, *rgb_size)
     rgb_msg = fill_image(Image(), scene.visible, "rgb8")
     thermal_msg = fill_image(Image(), thermal_counts(scene, thermal_size, H), "mono16")
-    config = PipelineConfig(allow_untrained=True, network_size=net_size).with_params(
-        {"device": "cpu", "registration.mode": args.registration,
-         "registration.homography": [float(v) for v in H.ravel()]})
-    pipeline = build_pipeline(config)
-    print(f"psfusion-bench: one real forward pass at {net_size[0]}x{net_size[1]} to replay ...", flush=True)
-    eager = pipeline.engine
-    pipeline.engine = recorder = RecordingEngine(eager)
-    real_ms = pipeline(decode_rgb(rgb_msg), decode_thermal(thermal_msg)).timing_ms["inference"]
-    pipeline.engine = ReplayEngine(eager, recorder.output)
+    pipeline = build_pipeline(_bench_config(args, net_size, H))
+    real_ms = None
+    if replay:
+        print(f"psfusion-bench: one real forward pass at {net_size[0]}x{net_size[1]} to replay ...", flush=True)
+        engine = pipeline.engine
+        pipeline.engine = recorder = RecordingEngine(engine)
+        real_ms = pipeline(decode_rgb(rgb_msg), decode_thermal(thermal_msg)).timing_ms["inference"]
+        pipeline.engine = ReplayEngine(engine, recorder.output)
 
     private_ros_env()
     rclpy.init()
@@ -128,47 +143,39 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
         outside = (t5 - t0) * 1e3 - sum(result.timing_ms[k] for k in NETWORK_STAGES)
         add("total_without_network", outside)
         add("total_without_network_with_argmax", outside + result.timing_ms["argmax"])
+        add("total", (t5 - t0) * 1e3)
     node.destroy_node()
     rclpy.try_shutdown()
-    return {"benchmark": "stages", "rgb_size": list(rgb_size), "thermal_size": list(thermal_size),
-            "network_size": list(net_size), "registration": args.registration, "iterations": args.iterations,
-            "torch_threads": torch.get_num_threads(), "real_forward_ms": round(real_ms, 1),
-            "stages_ms": _summary(samples)}
+    report = {"benchmark": "stages" if replay else "pipeline", "rgb_size": list(rgb_size),
+              "thermal_size": list(thermal_size), "network_size": list(net_size), "registration": args.registration,
+              "device": str(pipeline.device), "backend": pipeline.engine.name if not replay else "replay",
+              "precision": pipeline.config.engine.precision, "data_path": "device" if pipeline.tensor_path
+              else "arrays", "iterations": args.iterations, "torch_threads": torch.get_num_threads(),
+              "stages_ms": _summary(samples)}
+    if real_ms is not None:
+        report["real_forward_ms"] = round(real_ms, 1)
+    return report
 
 
 def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
-    from psfusion_ros.model.psfusion import PSFusion
-
-    net_size = parse_size(args.network_size)
+    size = parse_size(args.network_size)
     device = resolve_device(args.device)
-    torch.manual_seed(0)
-    model = PSFusion()
-    vi, ir = torch.rand(1, 3, *net_size, device=device), torch.rand(1, 1, *net_size, device=device)
-    results: dict[str, dict[str, float]] = {}
-    reference = None
-    for precision in args.precisions.split(","):
-        engine = create_engine(PipelineConfig().engine.__class__(device=device.type, precision=precision), model,
-                               device, net_size)
-        for _ in range(args.warmup):
-            engine(vi, ir)
-        times = []
-        for _ in range(args.iterations):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            out = engine(vi, ir)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append((time.perf_counter() - t0) * 1e3)
-        fused = out.fused.float()
-        reference = fused if reference is None else reference
-        results[f"eager-{precision}"] = {"p50_ms": float(np.median(times)), "min_ms": float(np.min(times)),
-                                         "max_abs_fused_diff": float((fused - reference).abs().max())}
-    base = next(iter(results.values()))["p50_ms"]
-    for r in results.values():
-        r["speedup"] = base / r["p50_ms"]
-    return {"benchmark": "backends", "device": str(device), "network_size": list(net_size),
-            "iterations": args.iterations, "torch_threads": torch.get_num_threads(), "results": results}
+    config = PipelineConfig(allow_untrained=True)
+    model = load_model(config.with_params({"checkpoint": args.checkpoint}) if args.checkpoint else config)
+    backends = args.backends.split(",") if args.backends else (
+        ["eager", "compile", "tensorrt"] if device.type == "cuda" else ["eager", "compile", "compile-aot"])
+    precisions = args.precisions.split(",") if args.precisions else (
+        ["fp32", "fp16"] if device.type == "cuda" else ["fp32", "bf16"])
+    for name in backends:
+        if name not in BENCH_BACKENDS:
+            raise ConfigError(f"unknown backend {name!r}; expected one of {', '.join(BENCH_BACKENDS)}")
+    for name in precisions:
+        if name not in PRECISIONS:
+            raise ConfigError(f"unknown precision {name!r}; expected one of {', '.join(PRECISIONS)}")
+    candidates = [(b, p) for b in backends for p in precisions
+                  if not (p == "fp16" and device.type != "cuda") and not (b == "tensorrt" and device.type != "cuda")
+                  and not (b == "onnxruntime" and p != "fp32")]
+    return run_backends(model, device, size, candidates, args.iterations, args.warmup)
 
 
 def bench_soak(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,16 +250,27 @@ def _plot_soak(path: Path, t: np.ndarray, rss: np.ndarray, fused: np.ndarray) ->
 
 
 def _print_table(report: dict[str, Any]) -> None:
-    if report["benchmark"] == "stages":
+    if report["benchmark"] in ("stages", "pipeline"):
+        print(f"{report['benchmark']}: {report['backend']} {report['precision']} on {report['device']} "
+              f"({report['data_path']} data path), network {report['network_size'][0]}x{report['network_size'][1]}")
         print(f"{'stage':38s} {'p50 ms':>8s} {'p95 ms':>8s}")
         for name, s in report["stages_ms"].items():
             print(f"{name:38s} {s['p50']:8.3f} {s['p95']:8.3f}")
     elif report["benchmark"] == "backends":
-        for name, r in report["results"].items():
-            print(f"{name:16s} p50 {r['p50_ms']:9.1f} ms  speedup {r['speedup']:5.2f}x  "
-                  f"max |Δfused| {r['max_abs_fused_diff']:.4f}")
+        print_backends(report)
     else:
         print(json.dumps({k: v for k, v in report.items() if k != "benchmark"}, indent=2))
+
+
+def _stage_args(parser: argparse.ArgumentParser, iterations: int, warmup: int) -> None:
+    parser.add_argument("--size", default="480x640", help="RGB frame HxW (default 480x640)")
+    parser.add_argument("--thermal-size", default="512x640", help="thermal frame HxW (default 512x640)")
+    parser.add_argument("--network-size", default="480x640")
+    parser.add_argument("--registration", default="homography", choices=("homography", "identity"))
+    parser.add_argument("--color", action="store_true", help="also encode segmentation/color")
+    parser.add_argument("--iterations", type=int, default=iterations)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,27 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", help="also write the results to this JSON file")
-    stages = sub.add_parser("stages", parents=[common], help="per-stage cost of everything besides the network")
-    stages.add_argument("--size", default="480x640", help="RGB frame HxW (default 480x640)")
-    stages.add_argument("--thermal-size", default="512x640", help="thermal frame HxW (default 512x640)")
-    stages.add_argument("--network-size", default="480x640")
-    stages.add_argument("--registration", default="homography", choices=("homography", "identity"))
-    stages.add_argument("--color", action="store_true", help="also encode segmentation/color")
-    stages.add_argument("--iterations", type=int, default=300)
-    stages.add_argument("--warmup", type=int, default=20)
-    backends = sub.add_parser("backends", parents=[common], help="network forward time per precision")
-    backends.add_argument("--network-size", default="256x320")
-    backends.add_argument("--precisions", default="fp32,bf16")
-    backends.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    backends.add_argument("--iterations", type=int, default=5)
+    backends = sub.add_parser("backends", parents=[common], help="the network alone: every backend x precision, "
+                              "interleaved, with speed-up and accuracy against eager fp32")
+    backends.add_argument("--network-size", default="480x640")
+    backends.add_argument("--device", default="auto", choices=DEVICES)
+    backends.add_argument("--backends", help=f"comma list of {', '.join(BENCH_BACKENDS)} (default: eager, compile "
+                          "and compile-aot on a CPU; eager, compile and tensorrt on CUDA)")
+    backends.add_argument("--precisions", help="comma list (default: fp32,bf16 on a CPU; fp32,fp16 on CUDA)")
+    backends.add_argument("--checkpoint", help="weights (default: seeded untrained weights, same speed)")
+    backends.add_argument("--iterations", type=int, default=5, help="interleaved timed rounds")
     backends.add_argument("--warmup", type=int, default=1)
+    pipeline = sub.add_parser("pipeline", parents=[common], help="the whole per-pair path with a real backend")
+    _stage_args(pipeline, 20, 3)
+    pipeline.add_argument("--backend", default="eager", choices=("eager", "compile", "tensorrt"))
+    pipeline.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    pipeline.add_argument("--engine-path", type=existing_file, help="artifact from psfusion-export")
+    pipeline.add_argument("--checkpoint", help="weights (default: seeded untrained weights)")
+    stages = sub.add_parser("stages", parents=[common], help="per-stage cost of everything besides the network")
+    _stage_args(stages, 300, 20)
     soak = sub.add_parser("soak", parents=[common], help="the live node for a long run; memory over time")
     soak.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
     soak.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
     soak.add_argument("--size", default="480x640")
     soak.add_argument("--thermal-size", default="512x640")
     soak.add_argument("--network-size", default="64x96", help="small on CPU so many frames pass (default 64x96)")
-    soak.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    soak.add_argument("--device", default="auto", choices=DEVICES)
     soak.add_argument("--sample-period", type=float, default=5.0)
     soak.add_argument("--warm", type=float, default=60.0, help="seconds excluded from the memory slope")
     soak.add_argument("--out", default="bench_out")
@@ -291,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
-        report = {"stages": bench_stages, "backends": bench_backends, "soak": bench_soak}[args.command](args)
+        run_bench = {"stages": bench_stages, "pipeline": lambda a: bench_stages(a, replay=False),
+                     "backends": bench_backends, "soak": bench_soak}[args.command]
+        report = run_bench(args)
         _print_table(report)
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 #: backend name → module defining ``create(config, model, device, network_size)``
 ENGINES: dict[str, str] = {
     "eager": "psfusion_ros.pipeline.engines.eager",
+    "compile": "psfusion_ros.pipeline.engines.compiled",
+    "tensorrt": "psfusion_ros.pipeline.engines.tensorrt",
 }
 
 

@@ -46,3 +46,13 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise ConfigError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+
+
+def agreement(reference: InferenceOutput, other: InferenceOutput) -> dict[str, float]:
+    """How close ``other`` is to ``reference`` (eager fp32): PSNR of the fused image (dB, [0, 1] range, capped at
+    200) and the fraction of pixels whose argmax class agrees."""
+    diff = (other.fused.float().cpu() - reference.fused.float().cpu()).clamp(-1, 1)
+    mse = float((diff * diff).mean())
+    psnr = 200.0 if mse <= 1e-20 else min(200.0, 10 * float(torch.log10(torch.tensor(1.0 / mse))))
+    same = other.semantic.float().cpu().argmax(1) == reference.semantic.float().cpu().argmax(1)
+    return {"fused_psnr_db": round(psnr, 2), "mask_agreement": round(float(same.float().mean()), 5)}
