@@ -25,7 +25,7 @@ class Harness:
 
     def __init__(self, reliability: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT) -> None:
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=[], context=self.context)
         self.node = Node("psfusion_test_harness", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

@@ -45,7 +45,7 @@ class DrivePlayer:
         self.thermal = [thermal_counts(s, thermal_size, self.thermal_to_rgb) for s in self.scenes]
         self.sent_stamps: dict[int, int] = {}  # stamp_ns → scene index
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=[], context=self.context)
         self.node = Node("psfusion_drive_player", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

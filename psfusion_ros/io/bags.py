@@ -72,10 +72,13 @@ class BagWriter:
         self._writer.close()
 
     def write(self, topic: str, msg: Any, log_time_ns: int) -> None:
+        self.write_raw(topic, msg.__msgtype__, TYPESTORE.serialize_cdr(msg, msg.__msgtype__), log_time_ns)
+
+    def write_raw(self, topic: str, msgtype: str, data: bytes, log_time_ns: int) -> None:
+        """Serialized CDR as received from a live subscription (``raw=True``): stored byte for byte."""
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msg.__msgtype__, typestore=TYPESTORE)
-        self._writer.write(self._connections[topic], int(log_time_ns),
-                           TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
+            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+        self._writer.write(self._connections[topic], int(log_time_ns), data)
         self.count += 1
 
 
@@ -99,6 +102,18 @@ class BagReader:
             msgtype, count = out.get(c.topic, (c.msgtype, 0))
             out[c.topic] = (msgtype, count + c.msgcount)
         return out
+
+    @property
+    def span_ns(self) -> tuple[int, int]:
+        """(first, last) log time in the bag."""
+        return self._reader.start_time, self._reader.end_time
+
+    def raw_messages(self, topics: list[str], start_ns: int | None = None,
+                     stop_ns: int | None = None) -> Iterator[tuple[str, str, int, bytes]]:
+        """(topic, message type, log_time_ns, serialized CDR) without deserializing (replay as recorded)."""
+        connections = [c for c in self._reader.connections if c.topic in topics]
+        for connection, log_time, raw in self._reader.messages(connections=connections, start=start_ns, stop=stop_ns):
+            yield connection.topic, connection.msgtype, log_time, bytes(raw)
 
     def messages(self, topics: list[str]) -> Iterator[tuple[str, int, Any]]:
         """(topic, log_time_ns, message) for the given topics."""

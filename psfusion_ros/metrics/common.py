@@ -16,6 +16,13 @@ SOBEL_Y = np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], np.float64)
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float64)
 
 
+def grey_255(image: np.ndarray) -> np.ndarray:
+    """How the reference evaluators read an image: grey float32 0..255, rounded (OpenCV luma for colour)."""
+    if image.ndim == 3:
+        return np.round(cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2GRAY))
+    return image.astype(np.float32)
+
+
 # -- single images ------------------------------------------------------------------------------------
 def entropy_bits(img: np.ndarray) -> float:
     """Shannon entropy (bits) of the 256-bin grey-level histogram of an image rounded to 8 bits."""

@@ -158,6 +158,7 @@ class HealthMonitor:
             fresh = []
             for name, meter in self._input_rates.items():
                 values[f"{name} rate (Hz)"] = f"{meter.rate(now):.2f}"
+                values[f"{name} received"] = str(meter.count)
                 since = now - (meter.last if meter.last is not None else origin)
                 values[f"{name} age (s)"] = f"{since:.2f}" if meter.last is not None else "never"
                 if since > self.stale_timeout_s:

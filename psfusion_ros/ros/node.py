@@ -254,13 +254,15 @@ class PSFusionNode(Node):
     # -- diagnostics --------------------------------------------------------------------------------
     @guarded
     def _publish_diagnostics(self) -> None:
-        stats = self.sync.stats
+        with self._sync_lock:
+            stats, pending = self.sync.stats, self.sync.pending()
         p = self.pipeline
         extra = {
             "matched pairs": str(stats.matched),
             "thermal dropped by sync": str(stats.dropped[THERMAL]),
             "rgb dropped by sync": str(stats.dropped[RGB]),
             "sync resets": str(stats.resets),
+            "sync pending": str(min(pending)),
             "stale pairs skipped": str(self.mailbox.replaced),
             "backend": getattr(p.engine, "name", self.config.engine.backend),
             "device": str(p.device),
@@ -270,7 +272,8 @@ class PSFusionNode(Node):
             "thermal range": _range_text(p.thermal.current_range, self.config.thermal.mode),
         }
         snap = self.health.snapshot(time.monotonic(), extra)
-        self.pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{self.get_name()}: fusion",
+        name = self.get_fully_qualified_name().lstrip("/")  # cam0/psfusion when one node runs per camera pair
+        self.pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{name}: fusion",
                                                str(p.device), snap))
 
     # -- live parameter changes -----------------------------------------------------------------------

@@ -102,7 +102,7 @@ def bench_stages(args: argparse.Namespace, replay: bool = True) -> dict[str, Any
         pipeline.engine = ReplayEngine(engine, recorder.output)
 
     private_ros_env()
-    rclpy.init()
+    rclpy.init(args=[])
     node = Node("psfusion_bench")
     pub_fused = node.create_publisher(Image, "bench/fused", 5)
     pub_mask = node.create_publisher(Image, "bench/mask", 5)

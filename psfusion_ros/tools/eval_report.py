@@ -110,6 +110,33 @@ def _header(report: dict[str, Any]) -> str:
             f"<table>{details}</table></details>")
 
 
+def _live_section(live: dict[str, Any]) -> str:
+    from psfusion_ros.tools.live_eval import live_figures
+
+    rows = []
+    for run in live["runs"]:
+        drops = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in run["dropped"].items() if v) or "none"
+        latency = run["latency_ms"].get("stamp_to_receipt", {})
+        rows.append((f"x{run['rate_factor']:g}", f"{run['published']}/{run['total']} published "
+                     f"({'accounted' if run['accounted'] else 'NOT accounted'}); dropped: {drops}; output "
+                     f"{run['output_rate_hz']} Hz for {run['input_rate_hz']} Hz in; latency p50 "
+                     f"{latency.get('p50', float('nan'))} ms, p95 {latency.get('p95', float('nan'))} ms; node CPU p50 "
+                     f"{run['node']['cpu_percent'].get('p50')} %, RSS max {run['node']['rss_mb'].get('max')} MB"))
+    html_parts = ["<h2>Live: the bag through the real node</h2>",
+                  f"<p>{html.escape(live['vs_offline']['summary'])}; highest sustained rate factor: "
+                  f"{live['max_sustained_rate_factor']}</p>", _table(rows)]
+    metrics = live["runs"][0].get("metrics")
+    if metrics:
+        html_parts.append("<h3>Metrics of the published images (mean)</h3>"
+                          + _table([(k, f"{v:.4f}") for k, v in metrics.items()]))
+    for title, fig in live_figures(live):
+        import matplotlib.pyplot as plt
+
+        html_parts.append(f"<h3>{html.escape(title)}</h3><img src='data:image/png;base64,{_png(fig)}'>")
+        plt.close(fig)
+    return "".join(html_parts)
+
+
 def write_html(path: Path, report: dict[str, Any], previews: list[tuple]) -> None:
     parts = [_header(report)]
     parts.append("<h2>Metrics (mean)</h2>" + _table([(k, f"{v:.4f}") for k, v in report["metrics"].items()]))
@@ -127,6 +154,8 @@ def write_html(path: Path, report: dict[str, Any], previews: list[tuple]) -> Non
             + [(f"offset {k} (ms)", f"{v:.3f}") for k, v in s["offset_ms"].items()]))
     parts.append("<h2>Timing (ms)</h2>" + _table(
         [(k, f"p50 {v['p50']:.2f}, p95 {v['p95']:.2f}") for k, v in report["timing"].items() if v]))
+    if "live" in report:
+        parts.append(_live_section(report["live"]))
     if report["pairs"]:
         for title, png in _figures(report):
             parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{png}'>")

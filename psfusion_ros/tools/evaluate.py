@@ -27,7 +27,7 @@ from psfusion_ros.errors import DataError, ImageDecodeError, PSFusionError
 from psfusion_ros.io.bags import BagReader, BagWriter, header, image_message, stamp_of
 from psfusion_ros.io.image_codec import decode_image, decode_rgb, decode_thermal
 from psfusion_ros.io.image_files import matched_names, read_image
-from psfusion_ros.metrics import METRIC_NAMES, PROFILES, ConfusionMatrix, fusion_metrics, profile_source
+from psfusion_ros.metrics import METRIC_NAMES, PROFILES, ConfusionMatrix, fusion_metrics, grey_255, profile_source
 from psfusion_ros.pipeline.builder import build_pipeline
 from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline, FusionResult
@@ -39,6 +39,7 @@ from psfusion_ros.tools.cli import (
     add_pipeline_args,
     config_from_args,
     existing_dir,
+    positive_float,
     positive_int,
     prepare_output_dir,
     run_cli,
@@ -75,13 +76,6 @@ class Accumulator:
 
     def time(self, stage: str, ms: float) -> None:
         self.timing.setdefault(stage, []).append(ms)
-
-
-def grey_255(image: np.ndarray) -> np.ndarray:
-    """How the reference evaluators read an image: grey float32 0..255, rounded (cv2 luma)."""
-    if image.ndim == 3:
-        return np.round(cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2GRAY))
-    return image.astype(np.float32)
 
 
 def thermal_255(result: FusionResult) -> np.ndarray:
@@ -278,8 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--queue-size", type=positive_int, help="synchronizer queue per topic (sync.queue_size)")
     parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="output bag storage")
     parser.add_argument("--no-html", action="store_true", help="skip report.html")
+    live = parser.add_argument_group("live (the bag through the real node; needs --bag)")
+    live.add_argument("--live", action="store_true", help="also play the bag into a real psfusion_node with the same "
+                      "parameter file: end-to-end latency, drops by reason, node CPU/RSS (OUT/bag = what it published)")
+    live.add_argument("--rate", type=positive_float, default=1.0, help="playback speed factor (default 1: recorded)")
+    live.add_argument("--rate-sweep", type=_rates, metavar="R1,R2,...", help="also play at these factors to find "
+                      "the highest rate the node sustains")
     add_pipeline_args(parser)
     return parser
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of rate factors, e.g. 1,2,4") from None
+    if not rates or any(not r > 0 for r in rates):
+        raise argparse.ArgumentTypeError("rate factors must be positive")
+    return rates
 
 
 def eval_config(args: argparse.Namespace) -> PipelineConfig:
@@ -297,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ir and not args.vi:
         parser.error("--ir needs --vi")
+    if args.live and not args.bag:
+        parser.error("--live plays a bag: give --bag")
 
     def run() -> int:
         config = eval_config(args)
@@ -319,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # finish cleanly on SIGTERM as on Ctrl-C
         print(f"psfusion-eval: {config.summary()}; checkpoint {config.checkpoint or 'UNTRAINED'}", file=sys.stderr)
         start, interrupted = time.perf_counter(), False
-        with BagWriter(out / "bag", args.storage) as out_bag:
+        offline_bag = out / ("offline_bag" if args.live else "bag")
+        with BagWriter(offline_bag, args.storage) as out_bag:
             bar = tqdm(total=total, unit="pair", dynamic_ncols=True)
             try:
                 for item in items:
@@ -334,6 +347,14 @@ def main(argv: list[str] | None = None) -> int:
                 if reader is not None:
                     reader.close()
         report = build_report(args, config, acc, sync, pipeline, time.perf_counter() - start, interrupted)
+        report["output_bag"] = str(offline_bag)
+        if args.live and not interrupted:
+            from psfusion_ros.tools.live_eval import run_live
+
+            try:
+                report["live"] = run_live(args, config, out, sync.stats.matched if sync else report["pairs"])
+            except KeyboardInterrupt:
+                interrupted = report["interrupted"] = True
         tmp = out / "report.json.partial"
         tmp.write_text(json.dumps(report, indent=1) + "\n")
         tmp.replace(out / "report.json")

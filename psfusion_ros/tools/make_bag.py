@@ -1,4 +1,5 @@
-"""``psfusion-bag``: an image-folder dataset as a rosbag2, to replay into the node or evaluate as a bag.
+"""``psfusion-bag``: an image-folder dataset as a rosbag2 (``psfusion-bag [create] ...``), or a bag played live
+(``psfusion-bag play BAG``, see :mod:`psfusion_ros.tools.bag_play`).
 
 Pairs become two image topics with camera_info at a chosen rate, optionally with thermal timestamp jitter
 (as unsynchronized cameras have) and a label topic.
@@ -116,6 +117,10 @@ def create(argv: list[str] | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``psfusion-bag [create] --ir --vi --out`` makes a bag; ``psfusion-bag play BAG`` replays one."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["play"]:
+        from psfusion_ros.tools.bag_play import main as play
+
+        return play(argv[1:])
     if argv[:1] == ["create"]:
         argv = argv[1:]
     return create(argv)
