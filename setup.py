@@ -56,6 +56,7 @@ setup(
             "psfusion-bag = psfusion_ros.tools.make_bag:main",
             "psfusion-eval = psfusion_ros.tools.evaluate:main",
             "psfusion-export = psfusion_ros.tools.export:main",
+            "psfusion-train = psfusion_ros.tools.train:main",
             "psfusion_node = psfusion_ros.ros.entry:main",
         ],
     },

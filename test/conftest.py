@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 os.environ["ROS_DOMAIN_ID"] = str(50 + os.getpid() % 150)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import deterministic_weights
+from helpers import TRAIN_ARGS, deterministic_weights
 from psfusion_ros.model import PSFusion
 
 
@@ -56,3 +57,22 @@ def aoti_artifact(tmp_path_factory: pytest.TempPathFactory, official_checkpoint:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wrote" in result.stdout and "backend:=compile" in result.stdout
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``psfusion-train`` for 10 epochs on a tiny generated MSRS-layout set (8 train, 2 test pairs of 96x128, no
+    bi/bd/mask folders), evaluated every 5 epochs: the acceptance run of the training issue (~20 s)."""
+    import subprocess
+    import sys
+
+    from psfusion_ros.harness.synthetic import write_msrs_dataset
+
+    root = tmp_path_factory.mktemp("train")
+    data = write_msrs_dataset(root / "msrs", train=8, test=2, height=96, width=128)
+    out = root / "run"
+    result = subprocess.run([str(Path(sys.executable).parent / "psfusion-train"), "--dataroot", str(data), "--out",
+                             str(out), "--epochs", "10", "--eval-every", "5", "--preview-every", "5", "--workers", "1",
+                             *TRAIN_ARGS], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    return {"data": data, "out": out, "stderr": result.stderr}

@@ -10,6 +10,8 @@ import torch
 TEST_DIR = Path(__file__).resolve().parent
 DATA_DIR = TEST_DIR / "data"
 SHARED_PAIRS = TEST_DIR.parent.parent / "shared" / "data" / "pairs"
+#: psfusion-train settings of the training acceptance runs (the issue's numbers): small crops on the CPU.
+TRAIN_ARGS = ["--lr", "0.01", "--warmup-steps", "0", "--crop", "64", "--batch-size", "2", "--device", "cpu"]
 
 
 def deterministic_weights(model: torch.nn.Module) -> torch.nn.Module:

@@ -49,6 +49,8 @@ def _imports(path: Path) -> set[str]:
 
 def _layer(module: str) -> str:
     parts = module.split(".")
+    if parts[-1] == "__main__":  # ``python -m psfusion_ros.<package>``: an entry point, like the console scripts
+        return "tools"
     return parts[1] if len(parts) > 1 else "root"
 
 

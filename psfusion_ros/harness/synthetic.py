@@ -7,10 +7,15 @@ that are dim in the visible image and hot in the thermal one (the case fusion is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from psfusion_ros.io.image_files import write_image
+
+#: MSRS class ids drawn into the labels.
+CAR, PERSON = 1, 2
 #: Scene temperatures in °C.
 AMBIENT_C, ROAD_C, PERSON_C, ENGINE_C, SKY_C = 12.0, 16.0, 34.0, 60.0, -5.0
 
@@ -19,17 +24,19 @@ AMBIENT_C, ROAD_C, PERSON_C, ENGINE_C, SKY_C = 12.0, 16.0, 34.0, 60.0, -5.0
 class SceneFrame:
     visible: np.ndarray  # (H, W, 3) uint8 RGB
     temperature: np.ndarray  # (H, W) float32 °C, pixel-aligned with ``visible``
+    labels: np.ndarray  # (H, W) uint8 MSRS class ids: 0 background, 1 car, 2 person
 
 
-def _draw(vi: np.ndarray, th: np.ndarray, shape: str, pts: tuple, colour: tuple, temp: float) -> None:
-    if shape == "rect":
-        (x0, y0), (x1, y1) = pts
-        cv2.rectangle(vi, (x0, y0), (x1, y1), colour, -1)
-        cv2.rectangle(th, (x0, y0), (x1, y1), temp, -1)
-    else:
-        centre, axes = pts
-        cv2.ellipse(vi, centre, axes, 0, 0, 360, colour, -1)
-        cv2.ellipse(th, centre, axes, 0, 0, 360, temp, -1)
+def _draw(vi: np.ndarray, th: np.ndarray, shape: str, pts: tuple, colour: tuple, temp: float,
+          labels: np.ndarray | None = None, class_id: int = 0) -> None:
+    layers = [(vi, colour), (th, temp)] + ([(labels, class_id)] if labels is not None else [])
+    for image, value in layers:
+        if shape == "rect":
+            (x0, y0), (x1, y1) = pts
+            cv2.rectangle(image, (x0, y0), (x1, y1), value, -1)
+        else:
+            centre, axes = pts
+            cv2.ellipse(image, centre, axes, 0, 0, 360, value, -1)
 
 
 def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0) -> SceneFrame:
@@ -39,6 +46,7 @@ def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0) 
     horizon = int(h * 0.42)
     vi = np.zeros((h, w, 3), np.uint8)
     th = np.full((h, w), AMBIENT_C, np.float32)
+    labels = np.zeros((h, w), np.uint8)
 
     # Dusk sky and ground.
     sky = np.linspace(70, 25, horizon, dtype=np.float32)[:, None]
@@ -64,20 +72,41 @@ def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0) 
         cx = int(w * (0.3 + 0.35 * k) + 6 * np.sin(0.3 * t + k))
         cy = int(h * (0.72 - 0.08 * k))
         cw, ch = w // 7, h // 10
-        _draw(vi, th, "rect", ((cx - cw, cy - ch), (cx + cw, cy + ch)), (35 + 20 * k, 30, 70), AMBIENT_C + 8)
-        _draw(vi, th, "rect", ((cx - cw // 2, cy), (cx + cw // 2, cy + ch)), (30, 28, 60), ENGINE_C)
+        _draw(vi, th, "rect", ((cx - cw, cy - ch), (cx + cw, cy + ch)), (35 + 20 * k, 30, 70), AMBIENT_C + 8,
+              labels, CAR)
+        _draw(vi, th, "rect", ((cx - cw // 2, cy), (cx + cw // 2, cy + ch)), (30, 28, 60), ENGINE_C, labels, CAR)
 
     # Pedestrians: almost invisible at dusk, bright in thermal.
     for k in range(3):
         px = int((w * (0.15 + 0.3 * k) + t * (2 + k)) % w)
         py = int(h * 0.62)
-        _draw(vi, th, "ellipse", ((px, py), (w // 60 + 2, h // 12)), (45, 44, 42), PERSON_C)
-        _draw(vi, th, "ellipse", ((px, py - h // 10), (w // 90 + 2, h // 40 + 2)), (50, 46, 44), PERSON_C + 1)
+        _draw(vi, th, "ellipse", ((px, py), (w // 60 + 2, h // 12)), (45, 44, 42), PERSON_C, labels, PERSON)
+        _draw(vi, th, "ellipse", ((px, py - h // 10), (w // 90 + 2, h // 40 + 2)), (50, 46, 44), PERSON_C + 1,
+              labels, PERSON)
 
     th = cv2.GaussianBlur(th, (0, 0), 1.2)  # thermal optics are soft
     th += rng.normal(0.0, 0.25, th.shape).astype(np.float32)  # sensor noise (NETD)
     noisy = vi.astype(np.int16) + rng.normal(0.0, 3.0, vi.shape).astype(np.int16)
-    return SceneFrame(noisy.clip(0, 255).astype(np.uint8), th)
+    return SceneFrame(noisy.clip(0, 255).astype(np.uint8), th, labels)
+
+
+def write_msrs_dataset(root: str | Path, train: int = 6, test: int = 2, height: int = 96, width: int = 128,
+                       seed: int = 0) -> Path:
+    """A tiny dataset in the MSRS layout (``train/`` and ``test/`` with ``vi``, ``ir``, ``label``; no ``bi``,
+    ``bd``, ``mask``) from synthetic frames, for training tests and a first try of ``psfusion-train``. The thermal
+    image takes some of the visible shading (a daytime scene: sunlit surfaces are warm), so the two correlate
+    as real pairs do; the fusion loss's correlation term is erratic on uncorrelated sources."""
+    root = Path(root)
+    for split, count, offset in (("train", train, 0), ("test", test, 1000)):
+        for k in range(count):
+            frame = synthetic_frame(offset + 5 * k, height, width, seed)
+            name = f"{k:05d}.png"
+            write_image(root / split / "vi" / name, frame.visible)
+            shading = frame.visible.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+            thermal = 0.5 * temperature_to_uint8(frame.temperature) + 0.5 * shading
+            write_image(root / split / "ir" / name, np.clip(thermal, 0, 255).astype(np.uint8))
+            write_image(root / split / "label" / name, frame.labels)
+    return root
 
 
 def temperature_to_uint8(temperature: np.ndarray, low: float = SKY_C, high: float = ENGINE_C) -> np.ndarray:

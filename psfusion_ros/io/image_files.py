@@ -12,6 +12,8 @@ from PIL import Image, UnidentifiedImageError
 from psfusion_ros.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Folder names that hold class-id label images beside ``ir/`` and ``vi/`` (MSRS, MFNet and common variants).
+LABEL_DIRS = ("label", "Label", "Segmentation_labels", "labels")
 
 
 def natural_key(name: str) -> list[object]:
@@ -35,6 +37,34 @@ def read_image(path: Path, mode: str) -> np.ndarray:
             return np.array(img.convert(mode))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: cannot read image ({exc.__class__.__name__})") from None
+
+
+def find_label_dir(folder: Path) -> Path | None:
+    """The label folder inside ``folder`` (a dataset split), if there is one."""
+    return next((folder / d for d in LABEL_DIRS if (folder / d).is_dir()), None)
+
+
+def label_path(label_dir: Path, name: str) -> Path | None:
+    """The label image for the pair called ``name`` (same name, or same stem as a PNG)."""
+    return next((p for p in (label_dir / name, label_dir / (Path(name).stem + ".png")) if p.is_file()), None)
+
+
+def read_label(path: Path) -> np.ndarray:
+    """A class-id image as (H, W) uint8: grey values or palette indices are the ids (converting a palette image
+    to grey would turn ids into luminances); colour images are refused, they are visualizations, not labels."""
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            ids = None if mode in ("RGB", "RGBA") else np.array(img if mode in ("L", "P") else img.convert("I"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot read label ({exc.__class__.__name__})") from None
+    if ids is None:
+        raise DataError(f"{path}: a colour image ({mode}); labels are single-channel class-id images")
+    if ids.dtype != np.uint8:
+        if ids.min() < 0 or ids.max() > 255:
+            raise DataError(f"{path}: class ids {ids.min()}..{ids.max()} do not fit 0..255")
+        ids = ids.astype(np.uint8)
+    return ids
 
 
 def write_image(path: Path, image: np.ndarray) -> None:

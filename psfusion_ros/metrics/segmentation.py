@@ -37,7 +37,11 @@ class ConfusionMatrix:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(union > 0, tp / union, np.nan)
 
-    def summary(self, class_names: tuple[str, ...] = MSRS_CLASSES) -> dict[str, object]:
+    def summary(self, class_names: tuple[str, ...] | None = None) -> dict[str, object]:
+        """mIoU, pixel accuracy and per-class IoU (MSRS names for 9 classes, else ``class_<id>``)."""
+        if class_names is None:
+            class_names = MSRS_CLASSES if self.num_classes == len(MSRS_CLASSES) else tuple(
+                f"class_{i}" for i in range(self.num_classes))
         iou = self.iou()
         total = self.matrix.sum()
         return {

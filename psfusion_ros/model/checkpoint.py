@@ -57,7 +57,8 @@ def describe_file(head: bytes) -> str | None:
     return "a text file, not a PyTorch checkpoint"
 
 
-def _read(path: Path) -> Any:
+def read_checkpoint(path: Path) -> Any:
+    """The loaded object of a checkpoint file (tensors and plain values only), or a one-line CheckpointError."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
     if path.is_dir():
@@ -138,7 +139,7 @@ def load_checkpoint(
     ``num_classes=None`` takes the class count from the file.
     """
     path = Path(path)
-    state = extract_state_dict(_read(path), path)
+    state = extract_state_dict(read_checkpoint(path), path)
     model = PSFusion(infer_num_classes(state) if num_classes is None else num_classes)
     _check_compatible(state, model, path)
     model.load_state_dict(state, strict=True)

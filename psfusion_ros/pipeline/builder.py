@@ -24,7 +24,7 @@ def load_model(config: PipelineConfig, checkpoint: str | Path | None = None) -> 
     """The checkpoint's network, or seeded untrained weights when allowed; never silently untrained."""
     path = checkpoint or config.checkpoint
     if path:
-        return load_checkpoint(path)
+        return load_checkpoint(path, num_classes=None)  # the class count the weights were trained for
     if not config.allow_untrained:
         raise ConfigError("no checkpoint: give the PSFusion weights (best_model.pth), or allow untrained weights "
                           "for a demo (allow_untrained / --allow-untrained)")

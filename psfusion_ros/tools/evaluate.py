@@ -26,8 +26,9 @@ from tqdm import tqdm
 from psfusion_ros.errors import DataError, ImageDecodeError, PSFusionError
 from psfusion_ros.io.bags import BagReader, BagWriter, header, image_message, stamp_of
 from psfusion_ros.io.image_codec import decode_image, decode_rgb, decode_thermal
-from psfusion_ros.io.image_files import matched_names, read_image
+from psfusion_ros.io.image_files import find_label_dir, label_path, matched_names, read_image, read_label
 from psfusion_ros.metrics import METRIC_NAMES, PROFILES, ConfusionMatrix, fusion_metrics, grey_255, profile_source
+from psfusion_ros.model.psfusion import PSFusion
 from psfusion_ros.pipeline.builder import build_pipeline
 from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline, FusionResult
@@ -45,7 +46,6 @@ from psfusion_ros.tools.cli import (
     run_cli,
 )
 
-LABEL_DIRS = ("label", "Label", "Segmentation_labels", "labels")
 OUT_FUSED, OUT_MASK = "/psfusion/fused/image", "/psfusion/segmentation/mask"
 PREVIEWS = 3
 FOLDER_EPOCH_NS = 1_700_000_000 * 1_000_000_000
@@ -96,14 +96,21 @@ def bag_items(reader: BagReader, args: argparse.Namespace, config: PipelineConfi
     labels: dict[int, np.ndarray] = {}
     count = 0
     offset_ns = config.sync.thermal_offset_ns  # as the node: thermal stamps shifted before pairing
+    # A pair waits for the next image message before it is handed out: a recorder writes the label of a frame
+    # after the frame, so it is read by then.
+    waiting: list[tuple[list, float, float]] = []
 
-    def emit(sets: list, decode_ms: float, sync_ms: float) -> Iterator[EvalItem]:
+    def release() -> Iterator[EvalItem]:
         nonlocal count
-        for matched in sets:
-            pair = SyncedPair.from_set(matched)
-            yield EvalItem(count, pair, label=labels.pop(stamp_of(pair.rgb), None), decode_ms=decode_ms,
-                           sync_ms=sync_ms)
-            count += 1
+        for sets, decode_ms, sync_ms in waiting:
+            for matched in sets:
+                if args.limit and count >= args.limit:
+                    return
+                pair = SyncedPair.from_set(matched)
+                yield EvalItem(count, pair, label=labels.pop(stamp_of(pair.rgb), None), decode_ms=decode_ms,
+                               sync_ms=sync_ms)
+                count += 1
+        waiting.clear()
 
     for topic, log_time, msg in reader.messages(wanted):
         if args.limit and count >= args.limit:
@@ -118,6 +125,7 @@ def bag_items(reader: BagReader, args: argparse.Namespace, config: PipelineConfi
                 for key in sorted(labels)[:500]:
                     labels.pop(key)
             continue
+        yield from release()
         thermal = topic == args.thermal_topic
         try:
             pixels = decode_thermal(msg) if thermal else decode_rgb(msg)
@@ -127,26 +135,24 @@ def bag_items(reader: BagReader, args: argparse.Namespace, config: PipelineConfi
         stamp = stamp_of(msg) + (offset_ns if thermal else 0)
         t1 = time.perf_counter()
         sets = sync.push(0 if thermal else 1, stamp, StampedFrame(pixels, stamp, msg.header, log_time))
-        yield from emit(sets, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3)
-    if not (args.limit and count >= args.limit):
-        yield from emit(sync.flush(), 0.0, 0.0)  # the bag ended: the pending pair cannot improve any more
+        waiting.append((sets, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3))
+    waiting.append((sync.flush(), 0.0, 0.0))  # the bag ended: the pending pair cannot improve any more
+    yield from release()
 
 
 def folder_items(args: argparse.Namespace, acc: Accumulator) -> Iterator[EvalItem]:
     names, _ = matched_names(Path(args.ir), Path(args.vi))
     if not names:
         raise DataError(f"no image file names appear in both {args.ir} and {args.vi}")
-    label_dir = Path(args.labels) if args.labels else next(
-        (Path(args.ir).parent / d for d in LABEL_DIRS if (Path(args.ir).parent / d).is_dir()), None)
+    label_dir = Path(args.labels) if args.labels else find_label_dir(Path(args.ir).parent)
     for index, name in enumerate(names[: args.limit or None]):
         t0 = time.perf_counter()
         try:
             rgb, thermal = read_image(Path(args.vi) / name, "RGB"), read_image(Path(args.ir) / name, "L")
             label = None
             if label_dir is not None:
-                path = next((p for p in (label_dir / name, label_dir / (Path(name).stem + ".png")) if p.exists()),
-                            None)
-                label = read_image(path, "L") if path else None
+                path = label_path(label_dir, name)
+                label = read_label(path) if path else None
         except PSFusionError as exc:
             acc.skipped.append(str(exc))
             continue
@@ -158,7 +164,8 @@ def folder_items(args: argparse.Namespace, acc: Accumulator) -> Iterator[EvalIte
 
 # -- per pair -------------------------------------------------------------------------------------------
 def process(item: EvalItem, pipeline: FusionPipeline, profile: str, acc: Accumulator,
-            out_bag: BagWriter) -> FusionResult | None:
+            out_bag: BagWriter | None, score_fusion: bool = True) -> FusionResult | None:
+    """Fuse one pair; score it (fusion metrics, confusion matrix), time it and write it to ``out_bag``."""
     pair = item.pair
     try:
         result = pipeline(pair.rgb.pixels, pair.thermal.pixels)
@@ -166,11 +173,13 @@ def process(item: EvalItem, pipeline: FusionPipeline, profile: str, acc: Accumul
         acc.skipped.append(f"pair {item.index}{' ' + item.name if item.name else ''}: {exc}")
         return None
     t0 = time.perf_counter()
-    metrics = fusion_metrics(grey_255(result.fused), thermal_255(result), grey_255(pair.rgb.pixels), profile)
+    metrics = fusion_metrics(grey_255(result.fused), thermal_255(result), grey_255(pair.rgb.pixels),
+                             profile) if score_fusion else None
     t1 = time.perf_counter()
-    log_time = pair.rgb.received_ns
-    out_bag.write(OUT_FUSED, image_message(result.fused, "rgb8", pair.rgb.header), log_time)
-    out_bag.write(OUT_MASK, image_message(result.class_ids, "mono8", pair.rgb.header), log_time)
+    if out_bag is not None:
+        log_time = pair.rgb.received_ns
+        out_bag.write(OUT_FUSED, image_message(result.fused, "rgb8", pair.rgb.header), log_time)
+        out_bag.write(OUT_MASK, image_message(result.class_ids, "mono8", pair.rgb.header), log_time)
     t2 = time.perf_counter()
     if item.label is not None:
         if acc.confusion is None:
@@ -183,6 +192,8 @@ def process(item: EvalItem, pipeline: FusionPipeline, profile: str, acc: Accumul
                       ("metrics", (t1 - t0) * 1e3), ("write", (t2 - t1) * 1e3)):
         acc.time(stage, ms)
     acc.time("pipeline_total", sum(result.timing_ms.values()))
+    if metrics is None:
+        return result
     row = {"index": item.index, "rgb_stamp_ns": pair.rgb.stamp_ns, "thermal_stamp_ns": pair.thermal.stamp_ns,
            "offset_ms": pair.offset_ns / 1e6,
            "metrics": {k: round(float(v), 6) for k, v in metrics.items()},
@@ -191,6 +202,23 @@ def process(item: EvalItem, pipeline: FusionPipeline, profile: str, acc: Accumul
         row["name"] = item.name
     acc.per_pair.append(row)
     return result
+
+
+def folder_scores(model: PSFusion, ir: str, vi: str, labels: str | None = None, device: str = "cpu",
+                  metrics_limit: int = 0, profile: str = "cddfuse") -> dict[str, Any]:
+    """What ``psfusion-eval --ir IR --vi VI [--labels L] --device D`` reports for the weights of ``model``
+    (training evaluates with it, so its numbers are this tool's): mIoU over every labelled pair, and the fusion
+    metric means over the first ``metrics_limit`` pairs (all when 0), i.e. those of ``--limit metrics_limit``."""
+    argv = ["--ir", ir, "--vi", vi, "--out", "unused", "--device", device, "--profile", profile]
+    args = build_parser().parse_args(argv + (["--labels", labels] if labels else []))
+    pipeline = build_pipeline(eval_config(args), model=model)
+    acc = Accumulator()
+    for item in folder_items(args, acc):
+        process(item, pipeline, profile, acc, None, score_fusion=not metrics_limit or item.index < metrics_limit)
+    rows = acc.per_pair
+    seg = acc.confusion.summary() if acc.confusion is not None else None
+    return {"mIoU": seg["mIoU"] if seg else None, "pairs": len(rows), "skipped": len(acc.skipped),
+            "metrics": {k: float(np.mean([r["metrics"][k] for r in rows])) for k in METRIC_NAMES} if rows else {}}
 
 
 def _keep_preview(acc: Accumulator, item: EvalItem, result: FusionResult, every: int) -> None:

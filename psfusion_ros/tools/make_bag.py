@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from psfusion_ros.errors import DataError, PSFusionError
 from psfusion_ros.io.bags import BagWriter, camera_info_message, header, image_message
-from psfusion_ros.io.image_files import matched_names, read_image
+from psfusion_ros.io.image_files import label_path, matched_names, read_image, read_label
 from psfusion_ros.tools.cli import EXIT_INTERRUPTED, existing_dir, run_cli
 
 START_NS = 1_700_000_000 * 1_000_000_000  # a fixed epoch so bags are reproducible
@@ -54,8 +54,8 @@ def _write_pair(bag: BagWriter, args: argparse.Namespace, name: str, k: int, rng
         raise DataError(f"{name}: infrared {ir.shape[1]}x{ir.shape[0]} and visible {vi.shape[1]}x{vi.shape[0]} "
                         "differ in size")
     label = None
-    if args.labels and (label_path := Path(args.labels) / (Path(name).stem + ".png")).exists():
-        label = read_image(label_path, "L")
+    if args.labels and (path := label_path(Path(args.labels), name)):
+        label = read_label(path)
     rgb_ns = START_NS + int(round(k * 1e9 / args.rate))
     ir_ns = rgb_ns + int(round(rng.normal(0.0, args.jitter_ms) * 1e6)) if args.jitter_ms else rgb_ns
     if args.thermal_encoding == "mono16":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -63,16 +64,21 @@ def test_bf16_by_cast_stays_close_to_fp32(det_model: PSFusion, pair, reference: 
     assert score["fused_psnr_db"] >= 25 and score["mask_agreement"] >= 0.98, score
 
 
-def test_aoti_package_loads_in_a_fresh_process_with_the_same_outputs(aoti_artifact: Path, pair, reference,
-                                                                    tmp_path: Path) -> None:
+def _run_in_fresh_process(package: Path, pair, device: str, tmp_path: Path) -> InferenceOutput:
+    """Load an AOTInductor package in a new interpreter, as the node does at start-up, and run it once."""
     torch.save(pair, tmp_path / "pair.pt")
     code = (f"import torch; from psfusion_ros.pipeline.engines.compiled import load_package\n"
-            f"m = load_package({str(aoti_artifact)!r}); vi, ir = torch.load({str(tmp_path / 'pair.pt')!r})\n"
-            f"with torch.inference_mode(): torch.save(m(vi, ir), {str(tmp_path / 'out.pt')!r})")
+            f"m = load_package({str(package)!r}); vi, ir = torch.load({str(tmp_path / 'pair.pt')!r})\n"
+            f"with torch.inference_mode(): out = m(vi.to({device!r}), ir.to({device!r}))\n"
+            f"torch.save([t.float().cpu() for t in out], {str(tmp_path / 'out.pt')!r})")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    fused, semantic = torch.load(tmp_path / "out.pt")
-    score = agreement(reference, InferenceOutput(fused, semantic))
+    return InferenceOutput(*torch.load(tmp_path / "out.pt"))
+
+
+def test_aoti_package_loads_in_a_fresh_process_with_the_same_outputs(aoti_artifact: Path, pair, reference,
+                                                                    tmp_path: Path) -> None:
+    score = agreement(reference, _run_in_fresh_process(aoti_artifact, pair, "cpu", tmp_path))
     assert score["fused_psnr_db"] >= 60 and score["mask_agreement"] >= 0.999, score
     meta = json.loads(sidecar_path(aoti_artifact).read_text())
     assert meta["backend"] == "compile" and meta["network_size"] == [64, 96] and meta["accuracy"]["fused_psnr_db"] >= 60
@@ -208,3 +214,37 @@ def test_agreement_measures() -> None:
     score = agreement(a, b)
     assert score["fused_psnr_db"] == pytest.approx(20.0, abs=0.01) and score["mask_agreement"] == 0.75
     assert agreement(a, a)["fused_psnr_db"] == 200.0 and np.isfinite(agreement(a, a)["mask_agreement"])
+
+
+# -- CUDA (skipped without a GPU; `make gpu-check` runs the same paths at full size) ----------------------------
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize(("backend", "precision"), [("eager", "fp32"), ("eager", "fp16"), ("eager", "bf16"),
+                                                    ("compile", "fp16")])
+def test_cuda_engines_agree_with_eager_fp32_on_the_cpu(det_model: PSFusion, pair, reference: InferenceOutput,
+                                                       backend: str, precision: str) -> None:
+    cuda = torch.device("cuda")
+    model = copy.deepcopy(det_model).to(cuda)
+    if backend == "eager":
+        engine = EagerEngine(model, cuda, precision)
+    else:
+        engine = compiled.CompiledEngine(compiled.compile_in_process(model, cuda, precision, NET), cuda, precision,
+                                         9, "torch.compile")
+    out = engine(*(t.to(cuda) for t in pair))
+    assert out.fused.device.type == "cuda"
+    score = agreement(reference, InferenceOutput(out.fused.float().cpu(), out.semantic.float().cpu()))
+    floor = 50 if precision == "fp32" else 25  # the closed-form weights amplify rounding (see the bf16 test above)
+    assert score["fused_psnr_db"] >= floor and score["mask_agreement"] >= 0.98, score
+
+
+@needs_cuda
+def test_cuda_aoti_package_round_trip(det_model: PSFusion, pair, reference: InferenceOutput, tmp_path: Path) -> None:
+    """Exported here, loaded in a fresh process as the node loads it (torch 2.11 crashed loading a CUDA package in
+    the process that had just compiled it)."""
+    cuda = torch.device("cuda")
+    graph = InferenceGraph(copy.deepcopy(det_model).to(cuda), "fp16").eval()
+    path = compiled.export_package(graph, tuple(t.to(cuda) for t in pair), tmp_path / "psfusion_fp16.pt2")
+    score = agreement(reference, _run_in_fresh_process(path, pair, "cuda", tmp_path))
+    assert score["fused_psnr_db"] >= 25 and score["mask_agreement"] >= 0.98, score

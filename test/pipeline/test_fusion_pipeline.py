@@ -121,3 +121,24 @@ def test_bf16_stays_close_to_fp32(det_model: PSFusion) -> None:
     bf16 = paper_pipeline(det_model, precision="bf16")(vi, ir).fused.astype(float)
     assert np.abs(fp32 - bf16).mean() < 4
     assert np.corrcoef(fp32.ravel(), bf16.ravel())[0, 1] > 0.99
+
+
+def test_warm_up_runs_every_stage_at_the_network_size_and_leaves_no_state(det_model) -> None:
+    from psfusion_ros.pipeline.builder import build_pipeline
+    from psfusion_ros.pipeline.config import PipelineConfig
+
+    pipeline = build_pipeline(PipelineConfig(network_size=(64, 96)).with_params({"device": "cpu"}), model=det_model)
+    engine, shapes = pipeline.engine, []
+
+    class Watched:
+        device = engine.device
+
+        def __call__(self, vi, ir):
+            shapes.append((tuple(vi.shape), tuple(ir.shape)))
+            return engine(vi, ir)
+
+    pipeline.engine = Watched()
+    assert pipeline.warm_up() > 0 and shapes == [((1, 3, 64, 96), (1, 1, 64, 96))] * 2  # engine, then all stages
+    assert pipeline.thermal.current_range is None  # the first real frame sets the thermal range, not the warm-up
+    auto = build_pipeline(PipelineConfig(network_size=None).with_params({"device": "cpu"}), model=det_model)
+    assert auto.warm_up() == 0.0

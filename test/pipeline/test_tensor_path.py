@@ -67,3 +67,27 @@ def test_device_path_flags_blank_thermal(det_model) -> None:
     pipeline.tensor_path = True
     result = pipeline(np.zeros(RGB + (3,), np.uint8), np.full(THERMAL, np.nan, np.float32))
     assert result.thermal_blank and result.fused.shape == RGB + (3,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_cuda_pipeline_gives_the_cpu_pipelines_images(det_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end with the real network: uint8 upload, device path and one copy back, against the same path on the CPU.
+    TF32 convolutions (PyTorch's cuDNN default) are turned off here: with them the closed-form test weights move
+    the fused image by ~8 grey levels on an H100, which says nothing about the data path."""
+    import copy
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+
+    H = misalignment_homography(RGB, THERMAL)
+    params = {"registration.mode": "homography", "registration.homography": [float(v) for v in H.ravel()]}
+    cpu = build_pipeline(PipelineConfig(network_size=NET).with_params({**params, "device": "cpu"}), model=det_model)
+    cuda = build_pipeline(PipelineConfig(network_size=NET).with_params({**params, "device": "cuda"}),
+                          model=copy.deepcopy(det_model))
+    assert cuda.tensor_path and str(cuda.device).startswith("cuda")
+    cpu.tensor_path = True  # the same data path on both devices: only the device differs
+    scene = synthetic_frame(2, *RGB, seed=5)
+    counts = thermal_counts(scene, THERMAL, H)
+    a, t = cpu(scene.visible, counts), cuda(scene.visible, counts)
+    assert t.fused.shape == a.fused.shape and t.fused.dtype == np.uint8
+    assert np.abs(t.fused.astype(int) - a.fused.astype(int)).mean() < 2.0
+    assert (t.class_ids == a.class_ids).mean() > 0.97

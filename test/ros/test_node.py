@@ -93,7 +93,7 @@ def test_node_fuses_live_mono16_and_rgb8(start_node, official_checkpoint: Path, 
     assert values["network size"] == "64x96" and float(values["latency p50 (ms)"]) > 0
     assert values["checkpoint"] == str(official_checkpoint) and values["thermal range"].startswith("percentile: ")
     assert "stopped cleanly" in node.output()
-    assert f"ready: checkpoint {official_checkpoint}" in node.output()
+    assert f"ready: checkpoint {official_checkpoint}" in node.output() and "engine warmed up in" in node.output()
 
 
 def test_bad_input_is_reported_not_fatal_and_a_bag_loop_resets_sync(start_node, official_checkpoint: Path) -> None:
@@ -135,3 +135,20 @@ def test_bad_input_is_reported_not_fatal_and_a_bag_loop_resets_sync(start_node, 
     assert "Traceback" not in node.output()
     assert "unsupported encoding 'bayer_rggb8'" in node.output()
     assert "synchronizer reset" in node.output()
+
+
+def test_node_runs_a_checkpoint_from_psfusion_train(start_node, trained_run: dict) -> None:
+    checkpoint = trained_run["out"] / "last.pth"  # optimizer state and training extras included
+    node = start_node(**_node_args(checkpoint))
+    h = Harness()
+    try:
+        fused = h.record(Image, "fused/image")
+        masks = h.record(Image, "segmentation/mask")
+        assert h.wait_for_node(), node.output()
+        feeder = Feeder(h, fused, _pairs(h))
+        assert feeder.until(lambda: len(fused) >= 2 and len(masks) >= 2), node.output()
+    finally:
+        h.close()
+    assert node.interrupt() == 0, node.output()
+    assert f"ready: checkpoint {checkpoint}" in node.output()
+    assert (masks[0].encoding, masks[0].height, masks[0].width) == ("mono8", *RGB_SIZE)
