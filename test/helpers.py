@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from pathlib import Path
 
 import torch
@@ -62,3 +63,9 @@ def paper_pipeline(model: torch.nn.Module, **params: object):
 
     config = PipelineConfig().with_params({"device": "cpu", **params}).for_image_folders()
     return build_pipeline(config, model=model)
+
+
+def started_as_a_background_job() -> None:
+    """``preexec_fn``: start a tool with SIGINT ignored, as a non-interactive shell starts its background jobs (a CI
+    runner or a script with ``&``); tools that promise what Ctrl-C does must install their handler themselves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -356,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             items = folder_items(args, acc)
         total = min(total, args.limit) if (total and args.limit) else total
         every = max((total or 1) // PREVIEWS, 1)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # finish cleanly on SIGTERM as on Ctrl-C
+        # Finish cleanly on Ctrl-C and SIGTERM, also when started from a script whose shell ignores SIGINT in
+        # background jobs (the process then inherits SIG_IGN and Ctrl-C would be lost)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
         print(f"psfusion-eval: {config.summary()}; checkpoint {config.checkpoint or 'UNTRAINED'}", file=sys.stderr)
         start, interrupted = time.perf_counter(), False
         offline_bag = out / ("offline_bag" if args.live else "bag")

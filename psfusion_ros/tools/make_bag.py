@@ -89,7 +89,8 @@ def create(argv: list[str] | None) -> int:
                 raise DataError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
             shutil.rmtree(out)
         rng = np.random.default_rng(args.seed)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # finish the bag on SIGTERM as on Ctrl-C
+        for sig in (signal.SIGINT, signal.SIGTERM):  # finish the bag on either, even if SIGINT was inherited ignored
+            signal.signal(sig, signal.default_int_handler)
         written, failed, interrupted = 0, [], False
         with BagWriter(out, args.storage) as bag:
             try:

@@ -391,7 +391,8 @@ class Trainer:
         schedule = WarmupPoly(c.lr, c.epochs * len(loader), c.warmup_steps)
         scaler = torch.amp.GradScaler("cuda", enabled=c.amp == "fp16")
         result = TrainResult(state["history"])
-        previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # Ctrl-C and SIGTERM save and stop, also when SIGINT was inherited ignored (a background job of a script)
+        previous = tuple(signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGINT, signal.SIGTERM))
         done = start_epoch - 1  # the last epoch whose checkpoint is written
         try:
             for epoch in range(start_epoch, c.epochs):
@@ -412,8 +413,8 @@ class Trainer:
             self.log(f"interrupted after epoch {done + 1}: weights saved to {self.out / 'last.pth'} (resume with "
                      "--resume; an epoch cut short runs again)")
         finally:  # (SIGTERM saves like Ctrl-C while training)
-            signal.signal(signal.SIGINT, previous[0])
-            signal.signal(signal.SIGTERM, previous[1])
+            for sig, handler in zip((signal.SIGINT, signal.SIGTERM), previous):
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
         result.history = state["history"]
         return result
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import started_as_a_background_job
 from psfusion_ros.harness.synthetic import synthetic_frame, temperature_to_uint8
 from psfusion_ros.io.bags import BagReader, stamp_of
 from psfusion_ros.io.image_codec import decode_image
@@ -119,7 +120,8 @@ def test_interrupted_run_keeps_a_valid_report_and_bag(tmp_path: Path, official_c
     out = tmp_path / "eval"
     proc = subprocess.Popen([str(BIN / "psfusion-eval"), "--bag", str(bag), "--checkpoint", str(official_checkpoint),
                              "--out", str(out), "--network-size", "64x96", "--device", "cpu", "--no-html"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=started_as_a_background_job)
     progress: list[str] = []
     reader = threading.Thread(target=lambda: progress.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
     reader.start()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import SHARED_PAIRS, TRAIN_ARGS
+from helpers import SHARED_PAIRS, TRAIN_ARGS, started_as_a_background_job
 from psfusion_ros.constants import OFFICIAL_CHECKPOINT_KEY
 from psfusion_ros.harness.synthetic import write_msrs_dataset
 from psfusion_ros.io.image_files import read_image
@@ -111,7 +111,8 @@ def test_ctrl_c_saves_last_pth_and_exits_130(tmp_path: Path, trained_run: dict[s
     out = tmp_path / "run"
     proc = subprocess.Popen([str(BIN / "psfusion-train"), "--dataroot", str(trained_run["data"]), "--out", str(out),
                              "--epochs", "1000", "--eval-every", "0", "--workers", "2", *TRAIN_ARGS],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=started_as_a_background_job)
     try:
         deadline = time.monotonic() + 600
         log = out / "train.log"
