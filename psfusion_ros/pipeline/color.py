@@ -7,8 +7,6 @@ layout lets the result be handed to image messages without another copy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
@@ -52,16 +50,10 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
     return image.mul(255.0).to(torch.uint8)
 
 
-def palette_lut(colors: Sequence[Sequence[int]]) -> np.ndarray:
-    """A 256-entry colour table for :func:`colorize`; ids beyond the palette are drawn white."""
-    lut = np.full((256, 3), 255, np.uint8)
-    lut[: len(colors)] = colors
-    return lut
+_PALETTE_LUT = np.full((256, 3), 255, np.uint8)  # ids beyond the palette are drawn white
+_PALETTE_LUT[: len(MSRS_PALETTE)] = MSRS_PALETTE
 
 
-_MSRS_LUT = palette_lut(MSRS_PALETTE)
-
-
-def colorize(class_ids: np.ndarray, lut: np.ndarray = _MSRS_LUT) -> np.ndarray:
-    """(H, W) uint8 class ids → (H, W, 3) uint8 RGB with the MSRS palette (or another :func:`palette_lut`)."""
-    return lut[class_ids]
+def colorize(class_ids: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 class ids → (H, W, 3) uint8 RGB with the MSRS palette."""
+    return _PALETTE_LUT[class_ids]

@@ -103,24 +103,25 @@ class FusionPipeline:
         return self.run_batch([vi], [ir])[0]
 
     def warm_up(self) -> float:
-        """Run a generated pair at the network size through every stage (twice on CUDA), so the first real pair is
-        not late: the CUDA context, kernel loading and cuDNN's algorithm choice (or oneDNN's on a CPU) happen on
-        the first passes. On an H100 the first pairs took ~450 ms instead of 30 ms and a 10 Hz replay lost 6 of
-        its first 10 pairs to it. Call it on the thread that runs inference (CUDA libraries keep per-thread
-        handles). Leaves no state behind (thermal range, registration notes). Returns the seconds spent (0 with
-        an automatic network size: there is no size to warm up)."""
+        """Run the engine on blank inputs at the network size, then one generated pair through every stage, so the
+        first real pair is not late: the CUDA context, kernel loading and cuDNN's algorithm choice (or oneDNN's on
+        a CPU) happen on the first passes. On an H100 the first pairs took ~450 ms instead of 30 ms and a 10 Hz
+        replay lost 6 of its first 10 pairs to it. Call it on the thread that runs inference (CUDA libraries keep
+        per-thread handles). Leaves no state behind (thermal range, registration notes). Returns the seconds
+        spent (0 with an automatic network size: there is no size to warm up)."""
         if self.network_size is None:
             return 0.0
         start = time.perf_counter()
+        vi = torch.zeros(1, 3, *self.network_size, device=self.device)
+        ir = torch.zeros(1, 1, *self.network_size, device=self.device)
+        for _ in range(2 if self.device.type == "cuda" else 1):
+            self.engine(vi, ir)
         h, w = self.network_size
-        rgb = np.zeros((h, w, 3), np.uint8)
         counts = (np.arange(h * w, dtype=np.uint32) % 4096 + 20000).astype(np.uint16).reshape(h, w)
         try:
-            for _ in range(2 if self.device.type == "cuda" else 1):
-                self(rgb, counts)
+            self(np.zeros((h, w, 3), np.uint8), counts)
         except PSFusionError:
-            self.engine(torch.zeros(1, 3, h, w, device=self.device), torch.zeros(1, 1, h, w, device=self.device))
-            # e.g. a calibration for another thermal size: the engine at least is warm; real frames will say so
+            pass  # e.g. a calibration for another thermal size: the real frames will say so
         self.thermal.reset()
         self.registration.take_notes()
         return self._sync() - start

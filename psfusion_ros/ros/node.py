@@ -108,15 +108,15 @@ class PSFusionNode(Node):
         self.health.started(time.monotonic())
         self._stopping = threading.Event()
         warmed = threading.Event()
-        self._warm_up: float | BaseException = 0.0  # set by the worker: seconds spent warming up, or what failed
+        self._warm_up: list[float | BaseException] = []  # the worker's warm-up: seconds spent, or what failed
         self._worker = threading.Thread(target=self._work, args=(warmed,), name="psfusion-inference", daemon=True)
         self._worker.start()
         warmed.wait()  # before spinning: the first pair is then as fast as the rest
-        if isinstance(self._warm_up, BaseException):
-            raise EngineError(f"the engine failed its first pass: {type(self._warm_up).__name__}: "
-                              f"{one_line(self._warm_up)}")
-        if self._warm_up:
-            self.get_logger().info(f"engine warmed up in {self._warm_up:.1f} s")
+        if isinstance(self._warm_up[0], BaseException):
+            raise EngineError(f"the engine failed its first pass: {type(self._warm_up[0]).__name__}: "
+                              f"{one_line(self._warm_up[0])}")
+        if self._warm_up[0]:
+            self.get_logger().info(f"engine warmed up in {self._warm_up[0]:.1f} s")
         weights = self.config.checkpoint or "UNTRAINED seeded weights"
         self.get_logger().info(
             f"ready: checkpoint {weights}; {self.config.summary()} [{self.pipeline.device}]; "
@@ -212,9 +212,9 @@ class PSFusionNode(Node):
         # Warm up on this thread: CUDA libraries keep per-thread handles, and on an H100 a warm-up on the main
         # thread still left the worker's first pair at ~450 ms instead of 30 ms.
         try:
-            self._warm_up = self.pipeline.warm_up()
+            self._warm_up.append(self.pipeline.warm_up())
         except Exception as exc:  # noqa: BLE001 - reported by __init__ as a one-line start-up error
-            self._warm_up = exc
+            self._warm_up.append(exc)
             return
         finally:
             warmed.set()

@@ -18,7 +18,6 @@ import yaml
 
 from psfusion_ros.constants import MSRS_CLASSES, MSRS_PALETTE
 from psfusion_ros.errors import ConfigError
-from psfusion_ros.pipeline.color import colorize, palette_lut
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,9 @@ class ClassSet:
 
     def colorize(self, ids: np.ndarray) -> np.ndarray:
         """(H, W) class ids → (H, W, 3) uint8 RGB; ids outside the set are white."""
-        return colorize(np.clip(ids, 0, 255).astype(np.uint8), palette_lut(self.colors))
+        lut = np.full((256, 3), 255, np.uint8)
+        lut[: len(self.colors)] = self.colors
+        return lut[np.clip(ids, 0, 255).astype(np.uint8)]
 
 
 MSRS = ClassSet(MSRS_CLASSES, MSRS_PALETTE)

@@ -138,7 +138,7 @@ def test_warm_up_runs_every_stage_at_the_network_size_and_leaves_no_state(det_mo
             return engine(vi, ir)
 
     pipeline.engine = Watched()
-    assert pipeline.warm_up() > 0 and shapes == [((1, 3, 64, 96), (1, 1, 64, 96))]  # one pass through every stage
+    assert pipeline.warm_up() > 0 and shapes == [((1, 3, 64, 96), (1, 1, 64, 96))] * 2  # engine, then all stages
     assert pipeline.thermal.current_range is None  # the first real frame sets the thermal range, not the warm-up
     auto = build_pipeline(PipelineConfig(network_size=None).with_params({"device": "cpu"}), model=det_model)
     assert auto.warm_up() == 0.0
