@@ -110,7 +110,10 @@ def _external(path: Path) -> set[str]:
      ("import psfusion_ros, psfusion_ros.errors", ("torch", "rclpy")),
      ("import psfusion_ros; psfusion_ros.PSFusion; psfusion_ros.build_pipeline; psfusion_ros.fusion_metrics",
       ("rclpy",)),
-     ("import psfusion_ros.pipeline.config, psfusion_ros.pipeline.parameters", ("torch", "rclpy"))],
+     ("import psfusion_ros.pipeline.config, psfusion_ros.pipeline.parameters", ("torch", "rclpy")),
+     # the registration check's worker process: numpy + OpenCV only (torch would cost it ~1 s and ~300 MB)
+     ("import psfusion_ros.pipeline.registration_worker, psfusion_ros.pipeline.registration_check",
+      ("torch", "rclpy"))],
 )
 def test_light_imports(statement: str, absent: tuple[str, ...]) -> None:
     code = f"import sys; {statement}; print(','.join(m for m in {absent!r} if m in sys.modules))"

@@ -135,6 +135,24 @@ class DrivePlayer:
             self.publish(i)
             self.spin_for(max(start + (i + 1) * period - time.monotonic(), 0.0))
 
+    def set_parameter(self, node: str, name: str, value: object, timeout: float = 30.0) -> bool:
+        """``ros2 param set`` through the node's SetParameters service; True when the node accepted it."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        client = self.node.create_client(SetParameters, f"{node}/set_parameters")
+        try:
+            deadline = time.monotonic() + timeout
+            while not client.service_is_ready() and time.monotonic() < deadline:
+                self.spin_for(0.05)
+            future = client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value)
+                                                                         .to_parameter_msg()]))
+            while not future.done() and time.monotonic() < deadline:
+                self.spin_for(0.02)
+            return bool(future.done() and future.result().results[0].successful)
+        finally:
+            self.node.destroy_client(client)
+
     def last_diagnostics(self) -> dict[str, str]:
         for array in reversed(self.received.diagnostics):
             for status in array.status:

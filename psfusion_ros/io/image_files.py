@@ -39,6 +39,19 @@ def read_image(path: Path, mode: str) -> np.ndarray:
         raise DataError(f"{path}: cannot read image ({exc.__class__.__name__})") from None
 
 
+def read_thermal_image(path: Path) -> np.ndarray:
+    """A thermal frame as recorded: 8-bit, 16-bit counts or float temperatures stay what they are (PIL's 'L'
+    conversion would clip 16-bit counts at 255); colour images become luma."""
+    try:
+        with Image.open(path) as img:
+            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                pixels = np.array(img)
+                return pixels.astype(np.uint16) if img.mode.startswith("I;16") else pixels.astype(np.float32)
+            return np.array(img.convert("L"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc.__class__.__name__})") from None
+
+
 def find_label_dir(folder: Path) -> Path | None:
     """The label folder inside ``folder`` (a dataset split), if there is one."""
     return next((folder / d for d in LABEL_DIRS if (folder / d).is_dir()), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import yaml
 
 from psfusion_ros.errors import ConfigError
+from psfusion_ros.pipeline.auto_registration import RegistrationEstimate
 
 MIN_POINTS = 4
 #: Point sets whose spread across their main direction is below this fraction of the spread along it are
@@ -109,20 +111,32 @@ def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def write_calibration(path: str | Path, fit: HomographyFit, thermal_size: tuple[int, int] | None = None,
                       rgb_size: tuple[int, int] | None = None) -> None:
     """The YAML that ``registration.calibration_file`` and :meth:`Registration.from_file` read."""
-    doc = {
-        "mode": "homography",
-        "homography": [[float(v) for v in row] for row in fit.homography],
-        "direction": "thermal pixel (x, y, 1) -> RGB pixel",
-        "points": int(len(fit.errors_px)),
-        "inliers": int(fit.inliers.sum()),
-        "reprojection_rms_px": round(fit.rms_px, 4),
-        "reprojection_max_px": round(fit.max_px, 4),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    _write(path, fit.homography, {"method": "points", "points": int(len(fit.errors_px)),
+                                  "inliers": int(fit.inliers.sum()), "reprojection_rms_px": round(fit.rms_px, 4),
+                                  "reprojection_max_px": round(fit.max_px, 4)}, thermal_size, rgb_size)
+
+
+def write_auto_calibration(path: str | Path, estimate: RegistrationEstimate, source: str, pairs: int) -> None:
+    """The same YAML for a homography estimated from the images (``psfusion-calibrate --auto``)."""
+    _write(path, estimate.homography, {
+        "method": "auto", "source": source, "pairs_used": int(pairs), "confidence": round(estimate.confidence, 3),
+        "residual_px": round(float(estimate.residual_px), 3), "correlation": round(estimate.correlation, 4),
+        "significance": None if not np.isfinite(estimate.significance) else round(estimate.significance, 2),
+    }, estimate.thermal_size, estimate.rgb_size)
+
+
+def _write(path: str | Path, homography: np.ndarray, fields: dict, thermal_size: tuple[int, int] | None,
+           rgb_size: tuple[int, int] | None) -> None:
+    doc = {"mode": "homography", "homography": [[float(v) for v in row] for row in homography],
+           "direction": "thermal pixel (x, y, 1) -> RGB pixel", **fields,
+           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if thermal_size:
-        doc["thermal_size"] = list(thermal_size)
+        doc["thermal_size"] = [int(v) for v in thermal_size]
     if rgb_size:
-        doc["rgb_size"] = list(rgb_size)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("# psfusion_ros thermal→RGB registration (psfusion-calibrate)\n"
-                          + yaml.safe_dump(doc, sort_keys=False))
+        doc["rgb_size"] = [int(v) for v in rgb_size]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")  # never a half-written calibration
+    tmp.write_text("# psfusion_ros thermal→RGB registration (psfusion-calibrate)\n"
+                   + yaml.safe_dump(doc, sort_keys=False))
+    os.replace(tmp, path)

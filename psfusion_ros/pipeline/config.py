@@ -199,6 +199,10 @@ class NodeConfig:
     diagnostics_period: float = 1.0
     diagnostics_stale_timeout: float = 1.0
     diagnostics_expected_rate: float = 0.0
+    registration_monitor: bool = True
+    registration_check_period: float = 10.0
+    registration_warn_px: float = 5.0
+    registration_refine: str = "off"
 
     @classmethod
     def from_params(cls, values: Mapping[str, Any]) -> NodeConfig:
@@ -209,7 +213,7 @@ class NodeConfig:
 
 def _node_param(field_name: str) -> str:
     """``qos_depth`` → ``qos.depth``; ``rgb_frame_id`` stays."""
-    for section in ("qos", "publish", "diagnostics"):
+    for section in ("qos", "publish", "diagnostics", "registration"):
         if field_name.startswith(section + "_"):
             return f"{section}.{field_name[len(section) + 1:]}"
     return field_name

@@ -26,6 +26,7 @@ RESAMPLERS = ("fast", "paper")
 REGISTRATION_MODES = ("identity", "homography", "camera_info")
 THERMAL_MODES = ("none", "minmax", "percentile", "fixed")
 RELIABILITIES = ("best_effort", "reliable")
+REFINE_MODES = ("off", "auto")
 #: Largest network side: 2048x2048 already needs ~20 GB of activations in fp32.
 MAX_NETWORK_SIDE = 2048
 IDENTITY_3X3 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -108,6 +109,14 @@ PARAMS: tuple[Param, ...] = (
           dynamic=True),
     Param("registration.plane_depth", 10.0, "camera_info mode: distance (m) of the scene plane", low=0.01,
           high=1e6, dynamic=True),
+    Param("registration.monitor", True, "check the homography on recent pairs and report residual and confidence",
+          dynamic=True),
+    Param("registration.check_period", 10.0, "seconds between registration checks (low priority, off the inference "
+          "thread)", low=0.2, high=3600.0, dynamic=True),
+    Param("registration.warn_px", 5.0, "WARN when several confident checks agree the thermal frame is off by more "
+          "than this (RGB px)", low=0.5, high=1000.0, dynamic=True),
+    Param("registration.refine", "off", "auto: apply what agreeing checks find, at most 4 px per step",
+          REFINE_MODES, dynamic=True),
     Param("thermal.mode", "percentile", "raw thermal normalization", THERMAL_MODES, dynamic=True),
     Param("thermal.low_percentile", 1.0, "percentile mapped to black", low=0.0, high=100.0, dynamic=True),
     Param("thermal.high_percentile", 99.0, "percentile mapped to white", low=0.0, high=100.0, dynamic=True),

@@ -26,6 +26,7 @@ import yaml
 from psfusion_ros.errors import ConfigError, FrameError
 from psfusion_ros.pipeline.config import RegistrationConfig
 from psfusion_ros.pipeline.parameters import REGISTRATION_MODES as MODES
+from psfusion_ros.pipeline.registration_features import scale_matrix
 
 #: Sampling maps kept per (RGB size, thermal size): a camera that changes resolution, not one map per frame.
 MAP_CACHE_SIZE = 4
@@ -196,6 +197,15 @@ class Registration:
         else:
             self._cache.move_to_end(key)
         return maps
+
+    def homography_for(self, rgb_size: tuple[int, int], thermal_size: tuple[int, int]) -> np.ndarray | None:
+        """The thermal → RGB pixel homography applied to frames of these sizes (identity mode: the plain
+        rescale), or None in camera_info mode (distortion makes it no homography)."""
+        if self.mode == "identity":
+            return scale_matrix(tuple(thermal_size), tuple(rgb_size))
+        if self.mode == "homography":
+            return self._homography_for(rgb_size, thermal_size)
+        return None
 
     def _homography_for(self, rgb_size: tuple[int, int], thermal_size: tuple[int, int]) -> np.ndarray:
         """The calibrated homography, rescaled when the frames are not the size it was calibrated at."""

@@ -39,6 +39,7 @@ from psfusion_ros.pipeline.mailbox import LatestMailbox
 from psfusion_ros.pipeline.pair import INPUT_NAMES, RGB, THERMAL, StampedFrame, SyncedPair
 from psfusion_ros.pipeline.parameters import NODE_NAME
 from psfusion_ros.pipeline.registration import CameraModel, Registration
+from psfusion_ros.pipeline.registration_monitor import RegistrationMonitor
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
 from psfusion_ros.pipeline.thermal import ThermalNormalizer
 from psfusion_ros.ros.diagnostics import diagnostic_array
@@ -80,6 +81,9 @@ class PSFusionNode(Node):
         if not self.config.checkpoint:
             self.get_logger().warn("no checkpoint: running seeded UNTRAINED weights (allow_untrained=true)")
 
+        self.monitor = RegistrationMonitor(self.options.registration_check_period, self.options.registration_warn_px,
+                                           self.options.registration_refine, self.options.registration_monitor,
+                                           apply=self._apply_refinement, log=self.get_logger().info, isolated=True)
         self.sync = ApproximateTimeSync(2, self.config.sync.queue_size, self.config.sync.max_interval_ns)
         self._sync_lock = threading.Lock()
         self.mailbox: LatestMailbox[SyncedPair] = LatestMailbox()
@@ -117,6 +121,7 @@ class PSFusionNode(Node):
                               f"{one_line(self._warm_up[0])}")
         if self._warm_up[0]:
             self.get_logger().info(f"engine warmed up in {self._warm_up[0]:.1f} s")
+        self.monitor.start()
         weights = self.config.checkpoint or "UNTRAINED seeded weights"
         self.get_logger().info(
             f"ready: checkpoint {weights}; {self.config.summary()} [{self.pipeline.device}]; "
@@ -222,6 +227,7 @@ class PSFusionNode(Node):
             pair = self.mailbox.get(timeout=0.2)
             if pair is None:
                 continue
+            registration = self.pipeline.registration  # the one this pair is registered with
             try:
                 result = self.pipeline(pair.rgb.pixels, pair.thermal.pixels)
             except (FrameError, PSFusionError) as exc:
@@ -233,6 +239,7 @@ class PSFusionNode(Node):
                 self.health.processing_error(text, level=ERROR)
                 self.warn_throttled("inference", text)
                 continue
+            self.monitor.offer(pair.thermal.pixels, pair.rgb.pixels, registration)
             for note in self.pipeline.registration.take_notes():
                 self.get_logger().warn(note)
                 self.health.event(WARN, note)
@@ -287,7 +294,13 @@ class PSFusionNode(Node):
             "network size": f"{p.network_size[0]}x{p.network_size[1]}" if p.network_size else "per frame",
             "checkpoint": self.config.checkpoint or "untrained",
             "thermal range": _range_text(p.thermal.current_range, self.config.thermal.mode),
+            **self.monitor.values(),
         }
+        condition = self.monitor.condition()
+        if condition is None:
+            self.health.clear_condition("registration")
+        else:
+            self.health.set_condition("registration", *condition)
         snap = self.health.snapshot(time.monotonic(), extra)
         name = self.get_fully_qualified_name().lstrip("/")  # cam0/psfusion when one node runs per camera pair
         self.pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{name}: fusion",
@@ -334,13 +347,26 @@ class PSFusionNode(Node):
             self.destroy_timer(self._diag_timer)
             self._diag_timer = self.create_timer(options.diagnostics_period, self._publish_diagnostics)
         self.health.configure(options.diagnostics_stale_timeout, options.diagnostics_expected_rate)
+        self.monitor.configure(options.registration_check_period, options.registration_warn_px,
+                               options.registration_refine, options.registration_monitor)
         self.options = options
         self._ensure_optional_publishers()
         names = ", ".join(f"{p.name}={p.value!r}" for p in parameters)
         self.get_logger().info(f"parameters changed: {names}")
 
+    def _apply_refinement(self, used: Registration, homography: np.ndarray, thermal_size: tuple[int, int],
+                          rgb_size: tuple[int, int]) -> None:
+        """registration.refine: auto (monitor thread): the next pairs use the refined homography, unless the
+        registration was replaced meanwhile (a parameter change wins)."""
+        if self.pipeline.registration is not used:
+            return
+        refined = Registration("homography", homography=homography, calibrated_sizes=(thermal_size, rgb_size))
+        refined.set_cameras(used.thermal_camera, used.rgb_camera)
+        self.pipeline.registration = refined
+
     def close(self) -> None:
         """Stop the worker (waits for the frame in flight)."""
+        self.monitor.stop()
         self._stopping.set()
         self.mailbox.close()
         self._worker.join(timeout=60.0)

@@ -8,6 +8,9 @@
   register, resize, network, colour, argmax, resize back, encode, publish).
 * ``stages``: the same, with one real network output replayed, so the figures are everything but the network.
 * ``soak``: the live node for a long run at a fixed rate; resident memory over time (flat or not).
+* ``monitor``: what the live registration check costs the inference worker (monitor on/off, interleaved).
+* ``registration``: automatic thermal → RGB registration against OpenCV ECC, SIFT + RANSAC and SimpleITK on
+  seeded rig warps of real aligned pairs (:mod:`psfusion_ros.tools.registration_bench`).
 
 Machines like this one swing 2-3x from run to run: compare within one run, never across runs.
 """
@@ -29,9 +32,10 @@ from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_fr
 from psfusion_ros.pipeline.builder import build_pipeline, load_model
 from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.pipeline.engines.base import InferenceOutput, resolve_device
-from psfusion_ros.pipeline.parameters import DEVICES, PRECISIONS
+from psfusion_ros.pipeline.parameters import DEFAULTS, DEVICES, PRECISIONS
 from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
+from psfusion_ros.tools import registration_baselines, registration_bench
 from psfusion_ros.tools.backend_timing import BENCH_BACKENDS, print_backends, run_backends
 from psfusion_ros.tools.cli import existing_file, run_cli
 
@@ -258,6 +262,8 @@ def _print_table(report: dict[str, Any]) -> None:
             print(f"{name:38s} {s['p50']:8.3f} {s['p95']:8.3f}")
     elif report["benchmark"] == "backends":
         print_backends(report)
+    elif report["benchmark"] == "registration":
+        registration_bench.print_report(report)
     else:
         print(json.dumps({k: v for k, v in report.items() if k != "benchmark"}, indent=2))
 
@@ -306,7 +312,80 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--sample-period", type=float, default=5.0)
     soak.add_argument("--warm", type=float, default=60.0, help="seconds excluded from the memory slope")
     soak.add_argument("--out", default="bench_out")
+    monitor = sub.add_parser("monitor", parents=[common], help="cost of the live registration check to inference")
+    monitor.add_argument("--size", default="480x640")
+    monitor.add_argument("--thermal-size", default="360x480")
+    monitor.add_argument("--network-size", default="256x320")
+    monitor.add_argument("--device", default="auto", choices=DEVICES)
+    monitor.add_argument("--check-period", type=float, default=DEFAULTS["registration.check_period"],
+                         help="seconds (default: the node's default)")
+    monitor.add_argument("--rounds", type=int, default=4, help="on/off block pairs")
+    monitor.add_argument("--block", type=int, default=8, help="pairs per block")
+    monitor.add_argument("--out", default="bench_out")
+    registration = sub.add_parser("registration", parents=[common], help="automatic registration vs baselines on "
+                                  "seeded rig warps of aligned pairs")
+    registration_bench.add_arguments(registration)
     return parser
+
+
+def bench_monitor(args: argparse.Namespace) -> dict[str, Any]:
+    """The node with the right calibration, pairs fed one at a time; ``registration.monitor`` switched live in
+    alternating blocks, so drift of this machine hits both states alike. Per-pair cycle time (what the worker
+    sustains) per state."""
+    from psfusion_ros.harness.drive_player import DrivePlayer
+    from psfusion_ros.harness.node_process import NodeProcess, private_ros_env
+
+    rgb_size, thermal_size = parse_size(args.size, network=False), parse_size(args.thermal_size, network=False)
+    net_size = parse_size(args.network_size)
+    env = private_ros_env()  # before the player's context: both on the private domain
+    player = DrivePlayer(rgb_size, thermal_size, frames=6)
+    overrides = {"allow_untrained": True, "network_height": net_size[0], "network_width": net_size[1],
+                 "device": args.device, "registration.mode": "homography",
+                 "registration.homography": [float(v) for v in player.thermal_to_rgb.ravel()],
+                 "registration.check_period": args.check_period}
+    node = NodeProcess(overrides, Path(args.out) / "monitor_node.log", env=env)
+    gaps: dict[bool, list[float]] = {True: [], False: []}
+    check_ms = []
+    try:
+        if not player.wait_for_node(120, alive=lambda: node.proc.poll() is None):
+            raise ConfigError(f"psfusion_node did not start: {node.output()[-500:]}")
+        player.lockstep(2)  # warm
+        for block in range(2 * args.rounds):
+            state = (block % 2 == 0) == (block % 4 < 2)  # on, off, off, on, on, off, ...
+            if not player.set_parameter("psfusion", "registration.monitor", state):
+                raise ConfigError("the node refused registration.monitor")
+            player.lockstep(1)  # the first pair after a switch belongs to neither state
+            gaps[state] += player.lockstep(args.block)
+            text = player.last_diagnostics().get("registration check (ms)")
+            if state and text:
+                check_ms.append(float(text))
+            print(f"\r  block {block + 1}/{2 * args.rounds}", end="", flush=True)
+        print()
+    finally:
+        node.interrupt()
+        player.close()
+
+    def stats(values: list[float]) -> dict[str, float]:
+        v = np.asarray(values) * 1e3
+        return {"p50_ms": float(np.median(v)), "p25_ms": float(np.percentile(v, 25)),
+                "p75_ms": float(np.percentile(v, 75)), "pairs": len(v)}
+
+    on, off = stats(gaps[True]), stats(gaps[False])
+    return {"benchmark": "monitor", "rgb_size": list(rgb_size), "thermal_size": list(thermal_size),
+            "network_size": list(net_size), "check_period_s": args.check_period, "monitor_on": on, "monitor_off": off,
+            "p50_ratio_on_off": on["p50_ms"] / off["p50_ms"],
+            "check_ms_p50": float(np.median(check_ms)) if check_ms else None}
+
+
+def bench_registration(args: argparse.Namespace) -> dict[str, Any]:
+    size = None if args.size == "native" else parse_size(args.size, network=False)
+    pairs = registration_bench.load_pairs(args.ir, args.vi, size)
+    available = [registration_bench.OURS, *registration_baselines.baselines()]
+    methods = args.methods.split(",") if args.methods else available
+    unknown = [m for m in methods if m not in available]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}; available here: {', '.join(available)}")
+    return registration_bench.run_bench(pairs, methods, args.cases_per_pair, args.seed, args.joint)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         run_bench = {"stages": bench_stages, "pipeline": lambda a: bench_stages(a, replay=False),
-                     "backends": bench_backends, "soak": bench_soak}[args.command]
+                     "backends": bench_backends, "soak": bench_soak, "registration": bench_registration,
+                     "monitor": bench_monitor}[args.command]
         report = run_bench(args)
         _print_table(report)
         if args.json:

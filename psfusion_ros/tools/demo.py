@@ -1,7 +1,7 @@
 """``psfusion-demo`` (``make demo``): the main job on generated data, no dataset or checkpoint needed.
 
 Live (default): renders a synthetic dusk drive — 16-bit radiometric thermal from a misaligned, lower
-resolution camera plus rgb8 — calibrates the misalignment from point pairs like ``psfusion-calibrate``,
+resolution camera plus rgb8 — registers the two cameras from the frames like ``psfusion-calibrate --auto``,
 starts ``psfusion_node`` with the package's parameter file, plays the drive into it over ROS 2 and
 records what it publishes. ``--offline`` instead fuses generated image folders through ``psfusion-fuse``'s
 code path. Both write ``report.json`` and ``preview.png`` (visible | infrared | fused | coloured mask).
@@ -29,14 +29,16 @@ from psfusion_ros.constants import MSRS_CLASSES
 from psfusion_ros.errors import DataError, PSFusionError
 from psfusion_ros.harness.synthetic import synthetic_frame, temperature_to_uint8
 from psfusion_ros.io.image_files import read_image, write_image
+from psfusion_ros.pipeline.auto_registration import estimate_registration
 from psfusion_ros.pipeline.builder import UNTRAINED_SEED, build_pipeline
-from psfusion_ros.pipeline.calibration import estimate_homography, project, write_calibration
+from psfusion_ros.pipeline.calibration import project, write_auto_calibration
 from psfusion_ros.pipeline.color import colorize
 from psfusion_ros.pipeline.config import PipelineConfig, ThermalConfig
 from psfusion_ros.pipeline.parameters import DEVICES, PRECISIONS
 from psfusion_ros.pipeline.registration import Registration
 from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.thermal import ThermalNormalizer
+from psfusion_ros.tools.calibrate import registration_overlay
 from psfusion_ros.tools.cli import positive_float, positive_int, run_cli
 from psfusion_ros.tools.fuse import fuse_folders
 
@@ -53,10 +55,13 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
     return panel
 
 
-def make_preview(vi: np.ndarray, ir: np.ndarray, fused: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
-    """One RGB strip: visible | infrared | fused | coloured mask, each labelled."""
+def make_preview(vi: np.ndarray, ir: np.ndarray, fused: np.ndarray, class_ids: np.ndarray,
+                 registration: np.ndarray | None = None) -> np.ndarray:
+    """One RGB strip: visible | infrared | fused | coloured mask (| registered thermal edges on the RGB frame)."""
     panels = [_label(vi, "visible"), _label(np.repeat(ir[:, :, None], 3, axis=2), "infrared"),
               _label(fused, "fused"), _label(colorize(class_ids), "segmentation")]
+    if registration is not None:
+        panels.append(_label(registration, "registration (thermal edges)"))
     return np.hstack(panels)
 
 
@@ -95,22 +100,26 @@ def run_offline(args: argparse.Namespace, out: Path, weights: str) -> dict[str, 
             "preview_class_fractions": _class_fractions(ids)}
 
 
-def _calibrate(player: Any, out: Path) -> tuple[Path, dict[str, float]]:
-    """Click-like correspondences (0.3 px noise) → homography → calibration YAML, as a user would."""
-    rng = np.random.default_rng(7)
-    th, tw = player.thermal_size
-    thermal_pts = rng.uniform([4, 4], [tw - 4, th - 4], size=(12, 2))
-    rgb_pts = project(player.thermal_to_rgb, thermal_pts) + rng.normal(0, 0.3, size=(12, 2))
-    fit = estimate_homography(thermal_pts, rgb_pts)
+def _calibrate(player: Any, out: Path) -> tuple[Path, dict[str, Any], np.ndarray]:
+    """The rig registered from its frames, as ``psfusion-calibrate --auto`` does: nobody clicks anything."""
+    frames = range(0, len(player.scenes), max(1, len(player.scenes) // 3))
+    thermals = [player.thermal[k] for k in frames]
+    rgbs = [player.scenes[k].visible for k in frames]
+    estimate = estimate_registration(thermals, rgbs)
+    if not estimate.confident:
+        raise PSFusionError(f"the demo rig could not be registered from its frames: {estimate.summary()}")
     path = out / "calibration.yaml"
-    write_calibration(path, fit, player.thermal_size, player.rgb_size)
+    write_auto_calibration(path, estimate, "psfusion-demo drive", len(thermals))
+    th, tw = player.thermal_size
     corners = np.array([[0, 0], [tw - 1, 0], [0, th - 1], [tw - 1, th - 1]], float)
     naive = corners * [player.rgb_size[1] / tw, player.rgb_size[0] / th]  # "just resize" would put them here
     misalignment = float(np.linalg.norm(project(player.thermal_to_rgb, corners) - naive, axis=1).mean())
-    residual = float(np.linalg.norm(project(fit.homography, corners) - project(player.thermal_to_rgb, corners),
+    residual = float(np.linalg.norm(project(estimate.homography, corners) - project(player.thermal_to_rgb, corners),
                                     axis=1).mean())
-    return path, {"calibration_rms_px": round(fit.rms_px, 3), "misalignment_corrected_px": round(misalignment, 2),
-                  "residual_after_calibration_px": round(residual, 3)}
+    overlay = registration_overlay(rgbs[0], thermals[0], estimate.homography)
+    return path, {"method": "auto (from the frames)", "pairs": len(thermals),
+                  "confidence": round(estimate.confidence, 3), "misalignment_corrected_px": round(misalignment, 2),
+                  "residual_after_calibration_px": round(residual, 3)}, overlay[:, overlay.shape[1] // 2 + 2:]
 
 
 def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any]:
@@ -121,7 +130,10 @@ def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any
     thermal_size = (rgb_size[0] * 3 // 4, rgb_size[1] * 3 // 4)
     env = private_ros_env()
     player = DrivePlayer(rgb_size, thermal_size, frames=args.frames)
-    calibration, registration_report = _calibrate(player, out)
+    calibration, registration_report, registration_panel = _calibrate(player, out)
+    print(f"psfusion-demo: registered the cameras from the frames (confidence {registration_report['confidence']}): "
+          f"corrected {registration_report['misalignment_corrected_px']} px, "
+          f"{registration_report['residual_after_calibration_px']} px left against the generator's truth")
     overrides: dict[str, object] = {
         "network_height": rgb_size[0], "network_width": rgb_size[1], "device": args.device,
         "precision": args.precision, "registration.calibration_file": str(calibration.resolve()),
@@ -173,7 +185,8 @@ def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any
     scene = player.scenes[index]
     registered = Registration.from_file(calibration).apply(ThermalNormalizer(ThermalConfig())(player.thermal[index]),
                                                            rgb_size)
-    write_image(out / "preview.png", make_preview(scene.visible, (registered * 255).astype(np.uint8), fused, ids))
+    write_image(out / "preview.png", make_preview(scene.visible, (registered * 255).astype(np.uint8), fused, ids,
+                                                  registration_panel))
     write_image(out / "fused.png", fused)
     if color is not None:
         write_image(out / "segmentation_color.png", color)

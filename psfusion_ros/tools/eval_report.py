@@ -73,6 +73,23 @@ def _figures(report: dict[str, Any]) -> list[tuple[str, str]]:
         fig.tight_layout()
         figures.append(("Sync offsets over time", _png(fig)))
         plt.close(fig)
+    checks = report.get("registration", {}).get("per_pair", [])
+    if checks:
+        fig, ax = plt.subplots(figsize=(12, 3))
+        sure = [c for c in checks if c["confidence"] >= 0.5]
+        unsure = [c for c in checks if c["confidence"] < 0.5]
+        ax.plot([c["index"] for c in sure], [c["residual_px"] for c in sure], "o", color="tab:blue",
+                label="confident check")
+        ax.plot([c["index"] for c in unsure], [c["residual_px"] for c in unsure], "o", mfc="none", color="tab:gray",
+                label="not confident (ignored)")
+        ax.axhline(report["registration"]["warn_px"], color="tab:red", lw=1, ls="--", label="registration.warn_px")
+        ax.set_xlabel("pair")
+        ax.set_ylabel("residual (RGB px)")
+        ax.set_title(f"Registration check: {report['registration']['verdict']}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        figures.append(("Registration residual", _png(fig)))
+        plt.close(fig)
     return figures
 
 
@@ -152,6 +169,13 @@ def write_html(path: Path, report: dict[str, Any], previews: list[tuple]) -> Non
             + [(f"dropped {k}", str(v)) for k, v in s["dropped"].items()]
             + [("resets (bag loops)", str(s["resets"]))]
             + [(f"offset {k} (ms)", f"{v:.3f}") for k, v in s["offset_ms"].items()]))
+    reg = report.get("registration")
+    if reg and reg["checks"]:
+        rows = [("mode", reg["mode"]), ("verdict", reg["verdict"]),
+                ("checks", f"{reg['confident_checks']} confident of {reg['checks']}")]
+        if "residual_px" in reg:
+            rows += [(f"residual {k} (px)", f"{v:.2f}") for k, v in reg["residual_px"].items()]
+        parts.append("<h2>Registration</h2>" + _table(rows))
     parts.append("<h2>Timing (ms)</h2>" + _table(
         [(k, f"p50 {v['p50']:.2f}, p95 {v['p95']:.2f}") for k, v in report["timing"].items() if v]))
     if "live" in report:

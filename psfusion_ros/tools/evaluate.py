@@ -33,7 +33,8 @@ from psfusion_ros.pipeline.builder import build_pipeline
 from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline, FusionResult
 from psfusion_ros.pipeline.pair import StampedFrame, SyncedPair
-from psfusion_ros.pipeline.parameters import default_params_file
+from psfusion_ros.pipeline.parameters import default_params_file, load_params_file
+from psfusion_ros.pipeline.registration_check import check_registration
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
 from psfusion_ros.tools.cli import (
     EXIT_INTERRUPTED,
@@ -73,6 +74,7 @@ class Accumulator:
     confusion: ConfusionMatrix | None = None
     skipped: list[str] = field(default_factory=list)
     blank_thermal: int = 0
+    registration: list[dict[str, Any]] = field(default_factory=list)
 
     def time(self, stage: str, ms: float) -> None:
         self.timing.setdefault(stage, []).append(ms)
@@ -221,6 +223,38 @@ def folder_scores(model: PSFusion, ir: str, vi: str, labels: str | None = None, 
             "metrics": {k: float(np.mean([r["metrics"][k] for r in rows])) for k in METRIC_NAMES} if rows else {}}
 
 
+def check_pair_registration(item: EvalItem, pipeline: FusionPipeline, acc: Accumulator) -> None:
+    """The live monitor's check on this pair: how far a local refinement moves the thermal footprint."""
+    pair = item.pair
+    check = check_registration(pipeline.registration, pair.thermal.pixels, pair.rgb.pixels)
+    if check is None:
+        return
+    row = {"index": item.index, "rgb_stamp_ns": pair.rgb.stamp_ns, "residual_px": round(check.residual_px, 3),
+           "confidence": round(check.confidence, 3), "seconds": round(check.seconds, 3)}
+    if check.reason:
+        row["reason"] = check.reason
+    acc.registration.append(row)
+
+
+def registration_summary(rows: list[dict[str, Any]], mode: str, warn_px: float) -> dict[str, Any]:
+    """What the checks say about the drive: the verdict the node's monitor would reach, with its numbers."""
+    confident = [r["residual_px"] for r in rows if r["confidence"] >= 0.5]
+    out: dict[str, Any] = {"mode": mode, "checks": len(rows), "confident_checks": len(confident),
+                           "warn_px": warn_px, "per_pair": rows}
+    if not rows:
+        out["verdict"] = "not checked (camera_info mode or no pairs)"
+        return out
+    if not confident:
+        out["verdict"] = "unknown: no confident check (too little shared structure in the checked pairs)"
+        return out
+    residual = float(np.median(confident))
+    out.update(residual_px={"p50": residual, "p90": float(np.percentile(confident, 90)), "max": float(max(confident))},
+               above_warn=sum(r > warn_px for r in confident) / len(confident))
+    out["verdict"] = (f"misaligned by ~{residual:.0f} px (psfusion-calibrate --auto --bag ...)" if residual > warn_px
+                      else f"aligned (residual {residual:.1f} px <= {warn_px:g} px)")
+    return out
+
+
 def _keep_preview(acc: Accumulator, item: EvalItem, result: FusionResult, every: int) -> None:
     if item.index % every or len(acc.previews) >= PREVIEWS:
         return
@@ -275,6 +309,8 @@ def build_report(args: argparse.Namespace, config: PipelineConfig, acc: Accumula
         }
     if acc.confusion is not None:
         report["segmentation"] = acc.confusion.summary()
+    warn_px = float(load_params_file(args.params_file or default_params_file()).get("registration.warn_px", 5.0))
+    report["registration"] = registration_summary(acc.registration, pipeline.registration.mode, warn_px)
     report["per_pair"] = acc.per_pair
     return report
 
@@ -300,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--queue-size", type=positive_int, help="synchronizer queue per topic (sync.queue_size)")
     parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="output bag storage")
     parser.add_argument("--no-html", action="store_true", help="skip report.html")
+    parser.add_argument("--registration-checks", type=int, default=20, metavar="N",
+                        help="check the registration on N pairs spread over the drive, as the node's monitor does "
+                        "(0: off; default 20)")
     live = parser.add_argument_group("live (the bag through the real node; needs --bag)")
     live.add_argument("--live", action="store_true", help="also play the bag into a real psfusion_node with the same "
                       "parameter file: end-to-end latency, drops by reason, node CPU/RSS (OUT/bag = what it published)")
@@ -356,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             items = folder_items(args, acc)
         total = min(total, args.limit) if (total and args.limit) else total
         every = max((total or 1) // PREVIEWS, 1)
+        check_every = max((total or 1) // args.registration_checks, 1) if args.registration_checks > 0 else 0
         # Finish cleanly on Ctrl-C and SIGTERM, also when started from a script whose shell ignores SIGINT in
         # background jobs (the process then inherits SIG_IGN and Ctrl-C would be lost)
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -370,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
                     result = process(item, pipeline, args.profile, acc, out_bag)
                     if result is not None:
                         _keep_preview(acc, item, result, every)
+                        if check_every and item.index % check_every == 0:
+                            check_pair_registration(item, pipeline, acc)
                     bar.update(1)
             except KeyboardInterrupt:
                 interrupted = True
@@ -398,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"psfusion-eval: {report['pairs']} pairs in {report['seconds']:.1f} s "
               f"({report['pairs_per_second']:.2f} pairs/s){' [interrupted]' if interrupted else ''}; {means}"
               + (f"; mIoU {seg['mIoU']:.4f}" if seg else "") + f" -> {out / 'report.json'}")
+        reg = report["registration"]
+        if reg["checks"]:
+            print(f"psfusion-eval: registration ({reg['mode']}): {reg['verdict']}; {reg['confident_checks']} of "
+                  f"{reg['checks']} checks confident")
         if acc.skipped:
             print(f"psfusion-eval: warning: {len(acc.skipped)} inputs skipped, e.g. {acc.skipped[0]}", file=sys.stderr)
         if not report["pairs"] and not interrupted:

@@ -72,3 +72,100 @@ def test_too_few_or_unreadable_points_are_one_line_errors(tmp_path: Path) -> Non
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- --auto: from the images -----------------------------------------------------------------------------
+def _rig_pair(t: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_frame, thermal_counts
+
+    truth = misalignment_homography((192, 256), (144, 192), rotation_deg=2.5, shift_px=(10.0, -7.0))
+    frame = synthetic_frame(t, 192, 256)
+    return thermal_counts(frame, (144, 192), truth), frame.visible, truth
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300)
+
+
+def _error(path: Path, truth: np.ndarray) -> float:
+    from psfusion_ros.harness.rig_warps import corner_error_px
+
+    H = Registration.from_file(path).homography_for((192, 256), (144, 192))
+    return corner_error_px(H, truth, (144, 192), (192, 256))
+
+
+def test_auto_from_one_pair_writes_what_the_node_reads_and_an_overlay(tmp_path: Path) -> None:
+    thermal, rgb, truth = _rig_pair()
+    Image.fromarray(thermal).save(tmp_path / "t.png")
+    Image.fromarray(rgb).save(tmp_path / "r.png")
+    out = tmp_path / "cal" / "rig.yaml"
+    result = _run("--auto", "--thermal-image", str(tmp_path / "t.png"), "--rgb-image", str(tmp_path / "r.png"),
+                  "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = yaml.safe_load(out.read_text())
+    assert doc["method"] == "auto" and doc["confidence"] >= 0.5 and doc["pairs_used"] == 1
+    assert doc["thermal_size"] == [144, 192] and doc["rgb_size"] == [192, 256]
+    assert _error(out, truth) < 2.5
+    overlay = np.array(Image.open(out.with_suffix(".overlay.png")))
+    assert overlay.shape == (192, 2 * 256 + 4, 3)
+
+
+def test_auto_from_folders_and_refining_an_existing_calibration(tmp_path: Path) -> None:
+    for k in range(3):
+        thermal, rgb, truth = _rig_pair(3 * k)
+        for folder, image in (("ir", thermal), ("vi", rgb)):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            Image.fromarray(image).save(tmp_path / folder / f"{k:03d}.png")
+    out = tmp_path / "rig.yaml"
+    result = _run("--auto", "--ir", str(tmp_path / "ir"), "--vi", str(tmp_path / "vi"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(out.read_text())["pairs_used"] == 3 and _error(out, truth) < 2.5
+    # --init: a calibration 8 px off is pulled back
+    off = tmp_path / "off.yaml"
+    off.write_text(yaml.safe_dump({"mode": "homography", "homography": (np.array([[1, 0, 8.0], [0, 1, 0], [0, 0, 1]])
+                                                                        @ truth).tolist()}))
+    refined = tmp_path / "refined.yaml"
+    result = _run("--auto", "--ir", str(tmp_path / "ir"), "--vi", str(tmp_path / "vi"), "--init", str(off),
+                  "--out", str(refined))
+    assert result.returncode == 0, result.stderr
+    assert "refining" in result.stdout and _error(refined, truth) < 2.5
+
+
+def test_auto_from_a_bag_pairs_frames_as_the_node(tmp_path: Path) -> None:
+    """A recording of the misaligned rig: mono16 thermal at its own resolution, thermal stamps 4 ms late."""
+    from psfusion_ros.io.bags import BagWriter, header, image_message
+
+    bag = tmp_path / "drive"
+    with BagWriter(bag) as writer:
+        for k in range(4):
+            thermal, rgb, truth = _rig_pair(3 * k)
+            stamp = 1_700_000_000_000_000_000 + k * 200_000_000
+            writer.write("/thermal/image_raw", image_message(thermal, "mono16", header(stamp + 4_000_000, "thermal")),
+                         stamp + 4_000_000)
+            writer.write("/rgb/image_raw", image_message(rgb, "rgb8", header(stamp, "rgb")), stamp)
+    out = tmp_path / "rig.yaml"
+    result = _run("--auto", "--bag", str(bag), "--thermal-topic", "/thermal/image_raw", "--rgb-topic",
+                  "/rgb/image_raw", "--pairs", "3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "3 of 4 pairs" in result.stdout
+    assert _error(out, truth) < 2.5
+
+
+def test_auto_refuses_without_writing_anything(tmp_path: Path) -> None:
+    _, rgb, _ = _rig_pair()
+    Image.fromarray(rgb).save(tmp_path / "r.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (144, 192), dtype=np.uint8)).save(tmp_path / "n.png")
+    Image.fromarray(np.full((144, 192), 90, np.uint8)).save(tmp_path / "c.png")
+    out = tmp_path / "rig.yaml"
+    out.write_text("previous calibration\n")
+    for thermal in ("n.png", "c.png"):
+        result = _run("--auto", "--thermal-image", str(tmp_path / thermal), "--rgb-image", str(tmp_path / "r.png"),
+                      "--out", str(out))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "not confident, nothing written" in result.stderr and "Traceback" not in result.stderr
+        assert out.read_text() == "previous calibration\n"
+        assert not out.with_suffix(".overlay.png").exists()
+    result = _run("--auto", "--thermal-image", str(tmp_path / "n.png"), "--out", str(out))
+    assert result.returncode == 2 and "go together" in result.stderr
+    result = _run("--auto", "--out", str(out))
+    assert result.returncode == 2 and "--auto needs" in result.stderr

@@ -138,3 +138,44 @@ def test_interrupted_run_keeps_a_valid_report_and_bag(tmp_path: Path, official_c
     assert report["interrupted"] is True and 1 <= report["pairs"] < 200
     with BagReader(out / "bag") as reader_:  # finalized: readable, one fused image per reported pair
         assert reader_.topics()["/psfusion/fused/image"][1] == report["pairs"]
+
+
+def test_the_report_says_whether_the_drive_is_registered(tmp_path: Path, official_checkpoint: Path) -> None:
+    """The node's registration check on a spread of the drive's pairs: a calibration 8 px off is reported as
+    misaligned by ~8 px, the right one as aligned (per-pair residuals in report.json, a plot in report.html)."""
+    import yaml
+
+    from psfusion_ros.harness.synthetic import misalignment_homography, thermal_counts
+    from psfusion_ros.io.bags import BagWriter, header, image_message
+
+    rgb_size, thermal_size = (192, 256), (144, 192)
+    truth = misalignment_homography(rgb_size, thermal_size, rotation_deg=2.0, shift_px=(6.0, -4.0))
+    bag = tmp_path / "drive"
+    with BagWriter(bag) as writer:
+        for k in range(8):
+            frame = synthetic_frame(k, *rgb_size)
+            stamp = 1_700_000_000_000_000_000 + k * 100_000_000
+            writer.write("/thermal/image_raw", image_message(thermal_counts(frame, thermal_size, truth), "mono16",
+                                                             header(stamp, "thermal")), stamp)
+            writer.write("/rgb/image_raw", image_message(frame.visible, "rgb8", header(stamp, "rgb")), stamp)
+    verdicts = {}
+    for name, shift in (("off", 8.0), ("right", 0.0)):
+        calibration = tmp_path / f"{name}.yaml"
+        H = np.array([[1, 0, shift], [0, 1, 0], [0, 0, 1]]) @ truth
+        calibration.write_text(yaml.safe_dump({"mode": "homography", "homography": H.tolist(),
+                                               "thermal_size": list(thermal_size), "rgb_size": list(rgb_size)}))
+        out = tmp_path / f"eval_{name}"
+        result = _run("psfusion-eval", "--bag", str(bag), "--checkpoint", str(official_checkpoint), "--out", str(out),
+                      "--device", "cpu", "--network-size", "64x96", "--calibration", str(calibration),
+                      "--registration-checks", "4")
+        assert result.returncode == 0, result.stderr
+        registration = json.loads((out / "report.json").read_text())["registration"]
+        assert registration["mode"] == "homography" and registration["checks"] == 4
+        assert registration["confident_checks"] >= 3, registration
+        assert len(registration["per_pair"]) == 4 and "residual_px" in registration["per_pair"][0]
+        verdicts[name] = registration
+        assert f"registration (homography): {registration['verdict']}" in result.stdout
+        assert "Registration residual" in (out / "report.html").read_text()
+    assert verdicts["off"]["verdict"].startswith("misaligned by ~")
+    assert abs(verdicts["off"]["residual_px"]["p50"] - 8.0) <= 2.0
+    assert verdicts["right"]["verdict"].startswith("aligned") and verdicts["right"]["residual_px"]["p50"] < 2.0
