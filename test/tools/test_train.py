@@ -72,9 +72,14 @@ def test_history_miou_is_the_number_psfusion_eval_reports(trained_run: dict[str,
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     last = _history(out)[-1]
-    assert report["segmentation"]["mIoU"] == pytest.approx(last["test_mIoU"], abs=1e-12)
+    # Same code, two processes: oneDNN may pick other convolution blockings (thread count, load), so fp32 sums differ
+    # in the last bits and a borderline pixel of the uint8 fused image or of the argmax can flip. One grey level in a
+    # few of 2x96x128 pixels moved EN by 1e-5 relative (3.9046935 vs 3.9046835 seen once); one flipped class pixel
+    # moves an IoU by ~1e-4. The tolerances admit that and nothing more: a different network or split would differ
+    # by orders of magnitude.
+    assert report["segmentation"]["mIoU"] == pytest.approx(last["test_mIoU"], abs=1e-3)
     for name, value in report["metrics"].items():  # 2 test pairs: the sample is all of them
-        assert last["test_metrics"][name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+        assert last["test_metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-9), name
 
 
 def test_resume_continues_epochs_schedule_and_history(trained_run: dict[str, Any], tmp_path: Path) -> None:
