@@ -178,6 +178,8 @@ def check_value(name: str, value: Any) -> Any:
             raise ConfigError(f"{where}={value!r} must be {param.constraints}")
         return value
     if kind == "float_list":
+        if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+            value = value.tolist()  # rclpy hands live double arrays over as array.array('d') (numpy: ndarray)
         if not isinstance(value, (list, tuple)) or len(value) != len(param.default) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
             raise ConfigError(f"{where} must be a list of {len(param.default)} finite numbers, got {value!r}")

@@ -12,6 +12,7 @@ tensors (so the stage can move to the GPU next to the network):
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,17 +71,118 @@ class CameraModel:
             raise ConfigError(f"not a camera_info ({type(exc).__name__})") from None
         return cls(width, height, k, d)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CameraModel:
-        return cls(int(data["width"]), int(data["height"]), np.asarray(data["K"], dtype=np.float64),
-                   np.asarray(data.get("D", [0.0] * 5), dtype=np.float64))
-
 
 def _as_matrix(values: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.size != int(np.prod(shape)) or not np.isfinite(array).all():
         raise ConfigError(f"{name} must be {int(np.prod(shape))} finite numbers, got {array.size}")
     return array.reshape(shape)
+
+
+#: A calibration file is a few hundred bytes; anything much larger is not one (and is not read into memory).
+MAX_CALIBRATION_BYTES = 1 << 20
+#: Frame sizes a calibration may name (pixels per side).
+MAX_SIDE = 100_000
+
+
+#: YAML aliases a calibration may use (``yaml.safe_dump`` writes one per repeated object, e.g. two equal cameras).
+MAX_ALIASES = 32
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """Safe YAML with a bound on aliases: nested aliases (a "billion laughs" file) stand for more values than
+    memory holds once anything walks them; the checks below never walk more than they need, and this refuses
+    such a file outright."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML's own signature
+        if self.check_event(yaml.AliasEvent):
+            self.aliases = getattr(self, "aliases", 0) + 1
+            if self.aliases > MAX_ALIASES:
+                raise ConfigError(f"more than {MAX_ALIASES} YAML aliases (*name): not a calibration file")
+        return super().compose_node(parent, index)
+
+
+def _numbers(value: Any, count: int, name: str) -> np.ndarray:
+    """Exactly ``count`` finite numbers, given flat or as rows (e.g. a 3x3 homography), else a one-line error."""
+    flat: list[Any] = []
+    rows = value if isinstance(value, (list, tuple)) else None
+    if rows is not None and len(rows) <= count:
+        for row in rows:
+            flat.extend(row if isinstance(row, (list, tuple)) and len(row) <= count else [row])
+    if rows is None or len(flat) != count or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in flat):
+        raise ConfigError(f"{name} must be {count} finite numbers, got {_describe(value)}")
+    return np.asarray(flat, np.float64)
+
+
+def _size(value: Any, name: str) -> tuple[int, int]:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in value)):
+        raise ConfigError(f"{name} must be [height, width], two positive integers up to {MAX_SIDE}, got "
+                          f"{_describe(value)}")
+    return int(value[0]), int(value[1])
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _camera(value: Any, name: str) -> CameraModel:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a mapping (width, height, K, D), got {_describe(value)}")
+    for key in ("width", "height"):
+        v = value.get(key)
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE):
+            raise ConfigError(f"{name}.{key} must be a positive integer up to {MAX_SIDE}, got {_describe(v)}")
+    distortion = value.get("D", [0.0] * 5)
+    length = len(distortion) if isinstance(distortion, (list, tuple)) else -1
+    if length not in DISTORTION_LENGTHS:
+        raise ConfigError(f"{name}.D must be {', '.join(map(str, DISTORTION_LENGTHS[1:]))} finite numbers, got "
+                          f"{_describe(distortion)}")
+    return CameraModel(value["width"], value["height"], _numbers(value.get("K"), 9, f"{name}.K"),
+                       _numbers(distortion, length, f"{name}.D") if length else np.zeros(5))
+
+
+def read_calibration(path: Path) -> dict[str, Any]:
+    """The :class:`Registration` arguments of a calibration YAML, each field checked for type, shape and
+    finiteness; :class:`ConfigError` (one line, naming the file and the field) otherwise."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CALIBRATION_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is not a calibration file (at most {MAX_CALIBRATION_BYTES})")
+        data = yaml.load(path.read_text(), Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such calibration file") from None
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError(f"{path}: cannot read calibration ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: calibration must be a YAML mapping (mode, homography, ...)")
+    try:
+        mode = data.get("mode", "homography")
+        if not isinstance(mode, str) or mode not in MODES:
+            raise ConfigError(f"mode must be one of {' | '.join(MODES)}, got {_describe(mode)}")
+        needed = {"homography": ("homography",), "camera_info": ("rotation", "translation"), "identity": ()}
+        missing = [key for key in needed[mode] if key not in data]
+        if missing:
+            raise ConfigError(f"{mode} calibration has no {', '.join(missing)}")
+        out: dict[str, Any] = {"mode": mode}
+        for key, count in (("homography", 9), ("rotation", 9), ("translation", 3)):
+            if key in data:
+                out[key] = _numbers(data[key], count, key)
+        if "plane_depth" in data:
+            out["plane_depth"] = float(_numbers([data["plane_depth"]], 1, "plane_depth")[0])
+        for key in ("thermal_camera", "rgb_camera"):
+            if data.get(key) is not None:
+                out[key] = _camera(data[key], key)
+        if "thermal_size" in data:
+            rgb_size = _size(data["rgb_size"], "rgb_size") if data.get("rgb_size") is not None else None
+            out["calibrated_sizes"] = (_size(data["thermal_size"], "thermal_size"), rgb_size)
+        return out
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 class Registration:
@@ -127,40 +229,14 @@ class Registration:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Registration:
-        """A calibration YAML written by ``psfusion-calibrate`` (or by hand, same keys)."""
+        """A calibration YAML written by ``psfusion-calibrate`` (or by hand, same keys); every field is checked
+        (:func:`read_calibration`), so a bad file is one line, at start-up and as a live change."""
         path = Path(path)
+        data = read_calibration(path)
         try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such calibration file") from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read calibration ({exc.__class__.__name__})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: calibration must be a YAML mapping (mode, homography, ...)")
-        mode = data.get("mode", "homography")
-        needed = {"homography": ("homography",), "camera_info": ("rotation", "translation"), "identity": ()}
-        missing = [key for key in needed.get(mode, ()) if key not in data]
-        if missing:
-            raise ConfigError(f"{path}: {mode} calibration has no {', '.join(missing)}")
-        kwargs: dict[str, Any] = {"mode": mode}
-        try:
-            for key in ("homography", "rotation", "translation", "plane_depth"):
-                if key in data:
-                    kwargs[key] = data[key]
-            for key in ("thermal_camera", "rgb_camera"):
-                if isinstance(data.get(key), dict):
-                    kwargs[key] = CameraModel.from_dict(data[key])
-            if "thermal_size" in data:
-                thermal_size = tuple(int(v) for v in data["thermal_size"])
-                rgb_size = tuple(int(v) for v in data["rgb_size"]) if "rgb_size" in data else None
-                if len(thermal_size) != 2 or (rgb_size is not None and len(rgb_size) != 2):
-                    raise ConfigError("thermal_size and rgb_size are [height, width]")
-                kwargs["calibrated_sizes"] = (thermal_size, rgb_size)
-            return cls(**kwargs)
+            return cls(**data)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: invalid calibration value ({type(exc).__name__}: {exc})") from None
 
     def set_cameras(self, thermal: CameraModel | None, rgb: CameraModel | None) -> None:
         """Update intrinsics (from camera_info topics); maps are rebuilt only when they change."""

@@ -54,8 +54,12 @@ def main(args: list[str] | None = None) -> int:
         from psfusion_ros.ros.node import run
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted while starting; stopped cleanly", file=sys.stderr)
+        stop.ignore_from_now()
         return 0
-    return run(argv, stop)
+    try:
+        return run(argv, stop)
+    finally:
+        stop.ignore_from_now()  # through the interpreter's exit: see psfusion_ros.ros.signals
 
 
 if __name__ == "__main__":

@@ -328,6 +328,9 @@ class PSFusionNode(Node):
             return SetParametersResult(successful=True)
         except PSFusionError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refused change, never a node that dies of one
+            self.get_logger().error(f"parameter change refused by an internal error: {one_line(exc)}")
+            return SetParametersResult(successful=False, reason=f"internal error: {one_line(exc)}")
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
         pending, self._pending = self._pending, {}

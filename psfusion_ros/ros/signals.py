@@ -2,8 +2,11 @@
 
 Every way of stopping the node exits 0 without a traceback: SIGINT or SIGTERM while the weights load (the load
 is abandoned), while running (the frame in flight finishes, then everything shuts down in order), and again
-while shutting down (noted and ignored). rclpy's own signal handlers are not installed; the executor loop
-polls :attr:`StopSignals.requested`.
+while shutting down (noted and ignored), and after "stopped cleanly" while the interpreter exits: Python puts
+the default disposition back for every signal with a Python handler when it finalizes, and a SIGINT in that
+window (launch and supervisors send a second one a fraction of a second after the first) killed the process
+(exit -2), so the last thing :func:`~psfusion_ros.ros.entry.main` does is :meth:`StopSignals.ignore_from_now`.
+rclpy's own signal handlers are not installed; the executor loop polls :attr:`StopSignals.requested`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ class StopSignals:
         self.phase = "starting"  # starting → running → stopping
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
+
+    def ignore_from_now(self) -> None:
+        """Stop signals are ignored for the rest of the process (finalization leaves SIG_IGN alone)."""
+        self.phase = "exiting"
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = not self.requested.is_set()

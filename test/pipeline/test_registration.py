@@ -147,3 +147,65 @@ def test_calibration_is_rescaled_to_another_frame_size_of_the_same_aspect(tmp_pa
     assert np.abs(rescaled[inner] - at_calibration[inner]).mean() < 0.02  # the same geometry, coarser pixels
     with pytest.raises(FrameError, match="another aspect ratio"):
         reg.apply(np.zeros((60, 60), np.float32), (240, 320))
+
+
+GOOD = {"mode": "homography", "homography": np.eye(3).tolist(), "thermal_size": [120, 160], "rgb_size": [240, 320]}
+CAMERA = {"width": 160, "height": 120, "K": [100.0, 0, 80, 0, 100.0, 60, 0, 0, 1], "D": [0.0] * 5}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"mode": ["homography"]}, "mode must be one of identity | homography | camera_info"),
+     ({"mode": "affine"}, "mode must be one of"),
+     ({"homography": "[[1, 0, 0], [0, 1, 0], [0, 0, 1]]"}, "homography must be 9 finite numbers"),
+     ({"homography": [[1, 0, 0], [0, 1, 0]]}, "homography must be 9 finite numbers"),
+     ({"homography": [[1, 0, 0], [0, 1, 0], [0, 0, ".nan"]]}, "homography must be 9 finite numbers"),
+     ({"homography": [[1, 0, 0], [0, 1, 0], [0, 0, float("inf")]]}, "homography must be 9 finite numbers"),
+     ({"homography": [[1, 0, 0], [0, 1, 0], [0, 0, True]]}, "homography must be 9 finite numbers"),
+     ({"homography": [[1, 0, 0], [0, 1, 0], [0, 0, {"a": 1}]]}, "homography must be 9 finite numbers"),
+     ({"homography": [[0] * 3] * 3}, "homography is singular"),
+     ({"thermal_size": [0, 160]}, "thermal_size must be [height, width]"),
+     ({"thermal_size": [120.5, 160]}, "thermal_size must be [height, width]"),
+     ({"thermal_size": "120x160"}, "thermal_size must be [height, width]"),
+     ({"rgb_size": [240, float("nan")]}, "rgb_size must be [height, width]"),
+     ({"rgb_size": [240, 10**9]}, "rgb_size must be [height, width]"),
+     ({"mode": "camera_info", "rotation": np.eye(3).tolist(), "translation": "0 0 0"},
+      "translation must be 3 finite numbers"),
+     ({"plane_depth": "far"}, "plane_depth must be 1 finite numbers"),
+     ({"plane_depth": -1.0}, "plane_depth must be positive"),
+     ({"thermal_camera": [1, 2]}, "thermal_camera must be a mapping"),
+     ({"thermal_camera": {**CAMERA, "width": "160"}}, "thermal_camera.width must be a positive integer"),
+     ({"rgb_camera": {**CAMERA, "K": [1, 2, 3]}}, "rgb_camera.K must be 9 finite numbers"),
+     ({"rgb_camera": {**CAMERA, "D": [0.1, 0.2]}}, "rgb_camera.D must be 4, 5, 8, 12, 14 finite numbers")],
+)
+def test_every_calibration_field_is_checked_with_a_one_line_reason(tmp_path: Path, change: dict,
+                                                                  message: str) -> None:
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, **change}).replace("'.nan'", ".nan"))
+    with pytest.raises(ConfigError) as caught:
+        Registration.from_file(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text, text
+
+
+def test_a_yaml_alias_bomb_and_an_oversized_file_are_refused_before_they_allocate(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 12)]  # 9^12 numbers if expanded
+    bomb.write_text("\n".join(lines) + "\nmode: homography\nhomography: *a11\n")
+    with pytest.raises(ConfigError, match="YAML aliases"):
+        Registration.from_file(bomb)
+    big = tmp_path / "big.yaml"
+    big.write_text("mode: homography\n# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError, match="is not a calibration file"):
+        Registration.from_file(big)
+
+
+def test_a_complete_calibration_with_cameras_loads(tmp_path: Path) -> None:
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, "mode": "camera_info", "rotation": np.eye(3).tolist(),
+                                    "translation": [0.1, 0, 0], "plane_depth": 5, "thermal_camera": CAMERA,
+                                    "rgb_camera": {**CAMERA, "D": [0.0] * 8}, "method": "points"}))
+    reg = Registration.from_file(path)
+    assert reg.mode == "camera_info" and reg.plane_depth == 5.0 and reg.rgb_camera.D.size == 8
+    assert reg.calibrated_sizes == ((120, 160), (240, 320))

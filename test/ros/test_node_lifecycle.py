@@ -120,3 +120,20 @@ def test_a_signal_during_start_up_exits_0(tmp_path: Path, twice: bool) -> None:
         node.stop()
     assert "Traceback" not in node.output() and "terminate called" not in node.output()
     assert "stopped cleanly" in node.output()
+
+
+def test_a_signal_while_the_interpreter_exits_still_exits_0(tmp_path: Path) -> None:
+    """Python puts SIG_DFL back for handled signals when it finalizes: before the fix, a SIGINT sent right after
+    "stopped cleanly" ended the node by the signal (exit -2) every time."""
+    node = NodeProcess({"allow_untrained": True, "device": "cpu", "network_height": 64, "network_width": 96},
+                       tmp_path / "node.log", PARAMS_FILE)
+    try:
+        assert node.wait_for_output("ready:"), node.output()
+        node.proc.send_signal(signal.SIGINT)
+        assert node.wait_for_output("stopped cleanly", timeout=60), node.output()
+        if node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGINT)
+        assert node.proc.wait(timeout=60) == 0, node.output()
+    finally:
+        node.stop()
+    assert "Traceback" not in node.output()
