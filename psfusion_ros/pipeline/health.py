@@ -8,6 +8,9 @@ diagnostic_msgs/DiagnosticStatus once a period. Rules, so a planner never reads 
 * WARN: a camera is stale or has never delivered; an image or camera_info was rejected; a stamp is 0 or in
   the future; the thermal input was blank after normalization and registration; the output rate is below
   80 % of ``expected_rate`` (also before the first output).
+* WARN also while nothing has been fused yet, or nothing for ``stale_timeout`` plus twice the pipeline's own
+  time per pair: OK means "fused recently", not "nothing wrong yet" (an idle node in its first second, or
+  with a long ``stale_timeout``, is not OK).
 * OK otherwise: ``fusing at N Hz``. Events are reported in the next snapshot, so a fault shows once and the
   status returns to OK when good traffic resumes.
 """
@@ -183,10 +186,20 @@ class HealthMonitor:
             values["pipeline p50 (ms)"] = f"{self.pipeline_ms.get(50):.1f}"
             values["processing errors"] = str(self.processing_errors)
             values["blank thermal frames"] = str(self.blank_thermal)
+            last_out = self._output_rate.last
+            values["output age (s)"] = f"{now - last_out:.2f}" if last_out is not None else "never"
             running_s = now - origin
             if self.expected_rate_hz > 0 and out_rate < 0.8 * self.expected_rate_hz and (
                     self._output_rate.count or running_s > _WINDOW_S):
                 problems.append((WARN, f"output {out_rate:.1f} Hz below expected {self.expected_rate_hz:.1f} Hz"))
+            # OK means "fused recently", never "nothing wrong yet": a pipeline slower than the timeout gets its own
+            # cadence on top of it (a CPU node fusing every 4 s is working, not stalled)
+            pipeline_s = self.pipeline_ms.get(50) / 1e3
+            window = self.stale_timeout_s + 2.0 * (pipeline_s if np.isfinite(pipeline_s) else 0.0)
+            if last_out is None:
+                problems.append((WARN, "nothing fused yet"))
+            elif now - last_out > window:
+                problems.append((WARN, f"nothing fused for {now - last_out:.1f} s"))
         values.update(extra or {})
         problems += recent
         if not problems:

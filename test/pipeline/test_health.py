@@ -103,3 +103,27 @@ def test_conditions_stay_until_cleared() -> None:
         assert monitor.snapshot(1.0).message == "engine fallback: running eager fp32"
     monitor.clear_condition("engine")
     assert monitor.snapshot(1.0).level == OK
+
+
+def test_ok_means_fused_recently_not_nothing_wrong_yet() -> None:
+    monitor = HealthMonitor(NAMES, stale_timeout_s=3600.0)
+    monitor.started(0.0)
+    snap = monitor.snapshot(0.5)  # idle, in the first second, with a long stale timeout
+    assert snap.level == WARN and snap.message == "nothing fused yet" and snap.values["frames published"] == "0"
+    assert snap.values["output age (s)"] == "never"
+    _feed(monitor, 0.0, 1.0)
+    assert monitor.snapshot(1.05).level == OK
+
+    slow = HealthMonitor(NAMES, stale_timeout_s=1.0)  # a CPU pipeline taking 4 s per pair
+    slow.started(0.0)
+    for k in range(201):  # cameras deliver at 10 Hz for 20 s; pairs wait for the worker
+        t = k / 10
+        slow.input_arrived("thermal", t)
+        slow.input_arrived("rgb", t)
+        slow.pair_matched(t)
+        if k in (40, 80):  # the worker publishes at 4 s and 8 s, then hangs
+            slow.processed(t, 4000.0, {"inference": 3900.0, "colour": 100.0})
+        if k == 99:
+            assert slow.snapshot(t).level == OK  # 1.9 s after its last output: working at its own pace
+    stalled = slow.snapshot(20.0)
+    assert stalled.level == WARN and stalled.message == "nothing fused for 12.0 s", stalled.message

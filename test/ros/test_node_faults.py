@@ -149,3 +149,25 @@ def test_fault_schedule(tmp_path: Path) -> None:
         code = node.interrupt()
     assert code == 0, node.output()
     assert "Traceback" not in node.output()
+
+
+def test_an_idle_node_is_never_ok(tmp_path: Path) -> None:
+    """With a long stale timeout (or in its first second) an idle node used to publish OK "fusing at 0.0 Hz" with
+    nothing published: OK must mean "fused recently"."""
+    node = NodeProcess({"allow_untrained": True, "device": "cpu", "network_height": 64, "network_width": 96,
+                        "diagnostics.period": 0.2, "diagnostics.stale_timeout": 3600.0},
+                       tmp_path / "node.log", PARAMS_FILE)
+    h = Harness(ReliabilityPolicy.BEST_EFFORT)
+    s = Schedule(h, node)
+    try:
+        assert h.wait_for_node(120), node.output()
+        assert h.spin_until(lambda: len(s.statuses(0)) >= 5, 60), node.output()
+        idle = s.statuses(0)
+        assert all(st.level == bytes([WARN]) and st.message == "nothing fused yet" for st in idle), \
+            [(st.level, st.message) for st in idle]
+        assert all({kv.key: kv.value for kv in st.values}["frames published"] == "0" for st in idle)
+        s.recovers()  # pairs: OK once something is fused
+    finally:
+        h.close()
+        code = node.interrupt()
+    assert code == 0, node.output()
