@@ -135,6 +135,25 @@ def test_mismatched_artifacts_are_refused_with_one_line(fake_artifact: Path, off
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"environment": "cpu"}, "environment must be a mapping, got 'cpu'"),
+    ({"network_size": 64}, "network_size must be [height, width] (two integers), got 64"),
+    ({"network_size": [64, "96"]}, "network_size must be [height, width]"),
+    ({"checkpoint_sha256": 12345}, "checkpoint_sha256 must be a sha256 hex string or null, got 12345"),
+    ({"torch": ["2.13"]}, "environment.torch must be a string or null"),
+    ({"version_compatible": "yes"}, "version_compatible must be true or false"),
+    ({"num_classes": 9.5}, "num_classes must be a positive integer"),
+    ({"backend": None}, "backend must be a string"),
+])
+def test_sidecar_values_of_the_wrong_type_are_one_line(fake_artifact: Path, official_checkpoint: Path,
+                                                       changes: dict, message: str) -> None:
+    _edit(fake_artifact, **changes)
+    with pytest.raises(EngineError) as info:
+        check_artifact(fake_artifact, "compile", "fp32", NET, str(official_checkpoint), CPU)
+    text = str(info.value)
+    assert message in text and text.endswith("re-run psfusion-export on this machine") and "\n" not in text, text
+
+
 def test_missing_or_broken_sidecars_and_artifacts(fake_artifact: Path, official_checkpoint: Path) -> None:
     sidecar_path(fake_artifact).write_text("{broken")
     with pytest.raises(EngineError, match="unreadable sidecar"):

@@ -85,6 +85,8 @@ def _linked_artifact(aoti_artifact: Path, tmp_path: Path, **sidecar: object) -> 
     ({"network_height": 96, "network_width": 128}, "exported for network size 64x96, this node needs 96x128"),
     ({"untrained": True}, "exported for other weights (sha256"),
     ({"sidecar": {"torch": "2.0.0"}}, "exported for torch 2.0.0"),
+    ({"sidecar": {"network_size": 64}}, "network_size must be [height, width] (two integers), got 64"),
+    ({"sidecar": {"checkpoint_sha256": 12345}}, "checkpoint_sha256 must be a sha256 hex string or null"),
 ])
 def test_a_mismatched_artifact_is_refused_with_one_line(tmp_path: Path, official_checkpoint: Path,
                                                         aoti_artifact: Path, change: dict, message: str) -> None:
@@ -105,9 +107,11 @@ def test_a_mismatched_artifact_is_refused_with_one_line(tmp_path: Path, official
     assert "Traceback" not in node.output()
 
 
+@pytest.mark.parametrize(("sidecar", "reason"), [({"torch": "2.0.0"}, "torch 2.0.0"),
+                                                 ({"environment": "cpu"}, "environment must be a mapping")])
 def test_engine_fallback_runs_eager_with_an_error_status(tmp_path: Path, official_checkpoint: Path,
-                                                         aoti_artifact: Path) -> None:
-    artifact = _linked_artifact(aoti_artifact, tmp_path, torch="2.0.0")
+                                                         aoti_artifact: Path, sidecar: dict, reason: str) -> None:
+    artifact = _linked_artifact(aoti_artifact, tmp_path, **sidecar)
     node = NodeProcess(_params(official_checkpoint, backend="compile", engine_path=str(artifact),
                                engine_fallback=True), tmp_path / "node.log", PARAMS_FILE)
     h = Harness(ReliabilityPolicy.RELIABLE)
@@ -124,7 +128,7 @@ def test_engine_fallback_runs_eager_with_an_error_status(tmp_path: Path, officia
         assert Feeder(h, fused, make).until(lambda: len(fused) >= 2), node.output()
 
         def fallback_reported() -> bool:
-            return any(s.level == b"\x02" and s.message.startswith("engine fallback:") and "torch 2.0.0" in s.message
+            return any(s.level == b"\x02" and s.message.startswith("engine fallback:") and reason in s.message
                        and {kv.key: kv.value for kv in s.values}["backend"] == "eager"
                        for a in diagnostics[-3:] for s in a.status)
 

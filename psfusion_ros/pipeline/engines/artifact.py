@@ -94,7 +94,54 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         raise EngineError(f"{side}: unreadable sidecar ({type(exc).__name__}); {REEXPORT}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise EngineError(f"{side}: not a psfusion_ros engine sidecar; {REEXPORT}")
+    problem = _schema_problem(meta)
+    if problem:
+        raise EngineError(f"{side}: {problem}; {REEXPORT}")
     return meta
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _pair_of_ints(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_int(v) and 0 <= v <= 100_000 for v in value)
+
+
+#: sidecar key → (what it must be, check); keys the node reads, so a hand-edited or foreign file is one line
+_SCHEMA: dict[str, tuple[str, Any]] = {
+    "backend": ("a string", lambda v: isinstance(v, str)),
+    "precision": ("a string", lambda v: isinstance(v, str)),
+    "network_size": ("[height, width] (two integers)", lambda v: _pair_of_ints(v) and min(v) > 0),
+    "num_classes": ("a positive integer", lambda v: _is_int(v) and 0 < v <= 1000),
+    "checkpoint_sha256": ("a sha256 hex string or null", lambda v: v is None or (
+        isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v))),
+    "environment": ("a mapping", lambda v: isinstance(v, dict)),
+    "hardware_compatible": ("true or false", lambda v: isinstance(v, bool)),
+    "version_compatible": ("true or false", lambda v: isinstance(v, bool)),
+}
+_ENVIRONMENT: dict[str, tuple[str, Any]] = {
+    **{key: ("a string or null", _optional_str)
+       for key in ("torch", "device", "machine", "cpu_capability", "torch_tensorrt", "tensorrt", "gpu", "cuda")},
+    "compute_capability": ("[major, minor] or null", lambda v: v is None or _pair_of_ints(v)),
+}
+
+
+def _schema_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields the node relies on (None: nothing)."""
+    for key in ("backend", "precision", "network_size", "environment"):
+        if key not in meta:
+            return f"has no {key!r}"
+    for table, doc, prefix in ((_SCHEMA, meta, ""), (_ENVIRONMENT, meta["environment"], "environment.")):
+        for key, (what, valid) in table.items():
+            if key in doc and not valid(doc[key]):
+                text = repr(doc[key])
+                return f"{prefix}{key} must be {what}, got {text if len(text) <= 40 else text[:37] + '...'}"
+    return None
 
 
 def check_artifact(path: str | Path, backend: str, precision: str, network_size: tuple[int, int] | None,
@@ -111,13 +158,13 @@ def check_artifact(path: str | Path, backend: str, precision: str, network_size:
     differs("backend", meta.get("backend"), backend)
     differs("precision", meta.get("precision"), precision)
     differs("network size", _size(meta.get("network_size")), _size(network_size))
-    differs("device", meta.get("environment", {}).get("device"), device.type)
+    differs("device", meta["environment"].get("device"), device.type)
     built_sha = meta.get("checkpoint_sha256")
     wanted_sha = checkpoint_sha256(checkpoint)
     if built_sha != wanted_sha:
         problems.append("other weights (" + (f"sha256 {built_sha[:12]}" if built_sha else "untrained") + " vs "
                         + (f"{Path(checkpoint).name} sha256 {wanted_sha[:12]}" if wanted_sha else "untrained") + ")")
-    built_env = meta.get("environment", {})
+    built_env = meta["environment"]
     if backend == "compile":
         differs("torch", built_env.get("torch"), here["torch"])
         if device.type == "cpu":
