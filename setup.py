@@ -49,14 +49,14 @@ setup(
     license="MIT",
     entry_points={
         "console_scripts": [
-            "psfusion-fuse = psfusion_ros.tools.fuse:main",
+            "psfusion-fuse = psfusion_ros.tools.launcher:fuse",
             "psfusion-demo = psfusion_ros.tools.demo:main",
             "psfusion-calibrate = psfusion_ros.tools.calibrate:main",
             "psfusion-bench = psfusion_ros.tools.bench:main",
-            "psfusion-bag = psfusion_ros.tools.make_bag:main",
-            "psfusion-eval = psfusion_ros.tools.evaluate:main",
+            "psfusion-bag = psfusion_ros.tools.launcher:make_bag",
+            "psfusion-eval = psfusion_ros.tools.launcher:evaluate",
             "psfusion-export = psfusion_ros.tools.export:main",
-            "psfusion-train = psfusion_ros.tools.train:main",
+            "psfusion-train = psfusion_ros.tools.launcher:train",
             "psfusion_node = psfusion_ros.ros.entry:main",
         ],
     },

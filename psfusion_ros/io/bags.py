@@ -6,7 +6,8 @@ exactly as the node decodes live messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class BagWriter:
         self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
         self._connections: dict[str, Any] = {}
         self.count = 0
+        self._abandoned = False
 
     def __enter__(self) -> BagWriter:
         self._writer.open()
@@ -70,6 +72,12 @@ class BagWriter:
 
     def __exit__(self, *exc: object) -> None:
         self._writer.close()
+        if self._abandoned:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def abandon(self) -> None:
+        """The run failed: the bag is removed when it closes instead of being left looking complete."""
+        self._abandoned = True
 
     def write(self, topic: str, msg: Any, log_time_ns: int) -> None:
         self.write_raw(topic, msg.__msgtype__, TYPESTORE.serialize_cdr(msg, msg.__msgtype__), log_time_ns)
@@ -103,6 +111,18 @@ class BagReader:
             out[c.topic] = (msgtype, count + c.msgcount)
         return out
 
+    def check_topics(self, topics: list[str], msgtypes: tuple[str, ...] = (IMAGE,)) -> None:
+        """Each topic is in the bag with one of ``msgtypes``; else one line naming what the bag has instead."""
+        available = self.topics()
+        for topic in topics:
+            if topic not in available:
+                images = [t for t, (mt, _) in available.items() if mt in msgtypes]
+                raise DataError(f"{self.path}: no topic {topic}; {' or '.join(msgtypes)} topics in the bag: "
+                                f"{', '.join(images) or 'none'}")
+            if available[topic][0] not in msgtypes:
+                raise DataError(f"{self.path}: topic {topic} holds {available[topic][0]}, not "
+                                f"{' or '.join(msgtypes)}")
+
     @property
     def span_ns(self) -> tuple[int, int]:
         """(first, last) log time in the bag."""
@@ -112,14 +132,40 @@ class BagReader:
                      stop_ns: int | None = None) -> Iterator[tuple[str, str, int, bytes]]:
         """(topic, message type, log_time_ns, serialized CDR) without deserializing (replay as recorded)."""
         connections = [c for c in self._reader.connections if c.topic in topics]
-        for connection, log_time, raw in self._reader.messages(connections=connections, start=start_ns, stop=stop_ns):
+        for connection, log_time, raw in self._stored(connections, start_ns, stop_ns):
             yield connection.topic, connection.msgtype, log_time, bytes(raw)
 
-    def messages(self, topics: list[str]) -> Iterator[tuple[str, int, Any]]:
-        """(topic, log_time_ns, message) for the given topics."""
+    def messages(self, topics: list[str], skip: Callable[[str, int, str], None] | None = None
+                 ) -> Iterator[tuple[str, int, Any]]:
+        """(topic, log_time_ns, message) for the given topics. A message that does not deserialize (garbage
+        CDR) goes to ``skip(topic, log_time_ns, reason)`` and is left out; without ``skip`` it is a DataError."""
         connections = [c for c in self._reader.connections if c.topic in topics]
-        for connection, log_time, raw in self._reader.messages(connections=connections):
-            yield connection.topic, log_time, TYPESTORE.deserialize_cdr(raw, connection.msgtype)
+        for connection, log_time, raw in self._stored(connections):
+            try:
+                msg = TYPESTORE.deserialize_cdr(raw, connection.msgtype)
+            except Exception as exc:  # noqa: BLE001 - rosbags raises several kinds for a corrupt payload
+                reason = f"undecodable {connection.msgtype} ({type(exc).__name__}: {one_line(exc)[:120]})"
+                if skip is None:
+                    raise DataError(f"{self.path}: {connection.topic} at {log_time}: {reason}") from None
+                skip(connection.topic, log_time, reason)
+                continue
+            yield connection.topic, log_time, msg
+
+    def _stored(self, connections: list[Any], start_ns: int | None = None, stop_ns: int | None = None
+                ) -> Iterator[tuple[Any, int, Any]]:
+        """The storage's own iteration; a corrupt file (sqlite3 pages, MCAP chunks) is one DataError line."""
+        count = 0
+        iterator = self._reader.messages(connections=connections, start=start_ns, stop=stop_ns)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - sqlite3.DatabaseError, MCAP and rosbags errors alike
+                raise DataError(f"{self.path}: the bag is corrupt after {count} messages ({type(exc).__name__}: "
+                                f"{one_line(exc)[:160]})") from None
+            count += 1
+            yield item
 
     def close(self) -> None:
         self._reader.close()

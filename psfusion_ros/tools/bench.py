@@ -18,7 +18,6 @@ Machines like this one swing 2-3x from run to run: compare within one run, never
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 
 from psfusion_ros.errors import ConfigError
 from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_frame, thermal_counts
+from psfusion_ros.io.json_files import dumps, write_json
 from psfusion_ros.pipeline.builder import build_pipeline, load_model
 from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.pipeline.engines.base import InferenceOutput, resolve_device
@@ -265,7 +265,7 @@ def _print_table(report: dict[str, Any]) -> None:
     elif report["benchmark"] == "registration":
         registration_bench.print_report(report)
     else:
-        print(json.dumps({k: v for k, v in report.items() if k != "benchmark"}, indent=2))
+        print(dumps({k: v for k, v in report.items() if k != "benchmark"}, indent=2))
 
 
 def _stage_args(parser: argparse.ArgumentParser, iterations: int, warmup: int) -> None:
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_table(report)
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+            write_json(args.json, report, indent=2)
         return 0
 
     return run_cli("psfusion-bench", run)

@@ -8,10 +8,14 @@ one-line error: anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import shutil
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from psfusion_ros.errors import ConfigError, DataError, PSFusionError
@@ -23,12 +27,59 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class Interrupts:
+    """SIGINT/SIGTERM for a tool that saves what it did: inside :meth:`stoppable` the first one stops the work
+    (KeyboardInterrupt where it is); outside it (writing the report, closing a bag) and after the first, they
+    are noted and ignored, so a second Ctrl-C never loses the report or the summary line. Installed for both
+    signals, so Ctrl-C works even when the shell started the tool with SIGINT ignored (a background job)."""
+
+    def __init__(self, prog: str) -> None:
+        self.prog, self.requested, self._raising = prog, False, False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first, self.requested = not self.requested, True
+        if first and self._raising:
+            self._raising = False
+            raise KeyboardInterrupt
+        print(f"{self.prog}: {signal.Signals(signum).name}: stopping; saving what was done first", file=sys.stderr,
+              flush=True)
+
+    @contextmanager
+    def stoppable(self) -> Iterator[None]:
+        """Work that a signal may cut short; a stop requested before it starts skips it."""
+        if self.requested:
+            raise KeyboardInterrupt
+        self._raising = True
+        try:
+            yield
+        finally:
+            self._raising = False
+
+
+def os_error_text(exc: OSError) -> str:
+    """``cannot write out/x/y.png: Not a directory`` rather than errno numbers and a traceback."""
+    where = str(exc.filename) if exc.filename is not None else ""
+    if len(where) > 100:
+        where = f"{where[:40]}...{where[-40:]}"
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENAMETOOLONG:
+        reason += " (the file system allows 255 bytes per name)"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST) and where:
+        reason += " (a regular file is in the way of that path)"
+    return f"{where}: {reason}" if where else reason
+
+
 def run_cli(prog: str, main: Callable[[], int]) -> int:
     """Run ``main``; the package's errors print ``prog: error: message`` and return 2."""
     try:
         return main()
     except PSFusionError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # an output under a regular file, a name too long, a full disk, no permission
+        print(f"{prog}: error: {os_error_text(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -12,7 +12,6 @@ and the report say so.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,6 +28,7 @@ from psfusion_ros.constants import MSRS_CLASSES
 from psfusion_ros.errors import DataError, PSFusionError
 from psfusion_ros.harness.synthetic import synthetic_frame, temperature_to_uint8
 from psfusion_ros.io.image_files import read_image, write_image
+from psfusion_ros.io.json_files import write_json
 from psfusion_ros.pipeline.auto_registration import estimate_registration
 from psfusion_ros.pipeline.builder import UNTRAINED_SEED, build_pipeline
 from psfusion_ros.pipeline.calibration import project, write_auto_calibration
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run_offline(args, out, weights) if args.offline else run_live(args, out, weights)
         if not args.checkpoint:
             report["note"] = UNTRAINED_NOTE
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(out / "report.json", report, indent=2)
         rate = report.get("throughput_hz", report.get("images_per_second"))
         print(f"psfusion-demo: {report['mode']}: fused at {rate} frames/s on {report['device']} with {weights}; "
               f"wrote {out / 'report.json'} and {out / 'preview.png'}")

@@ -10,8 +10,6 @@ streams: memory does not grow with the bag, and an interrupted run still leaves 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from psfusion_ros.errors import DataError, ImageDecodeError, PSFusionError
 from psfusion_ros.io.bags import BagReader, BagWriter, header, image_message, stamp_of
 from psfusion_ros.io.image_codec import decode_image, decode_rgb, decode_thermal
 from psfusion_ros.io.image_files import find_label_dir, label_path, matched_names, read_image, read_label
+from psfusion_ros.io.json_files import write_json
 from psfusion_ros.metrics import METRIC_NAMES, PROFILES, ConfusionMatrix, fusion_metrics, grey_255, profile_source
 from psfusion_ros.model.psfusion import PSFusion
 from psfusion_ros.pipeline.builder import build_pipeline
@@ -38,6 +37,7 @@ from psfusion_ros.pipeline.registration_check import check_registration
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
 from psfusion_ros.tools.cli import (
     EXIT_INTERRUPTED,
+    Interrupts,
     add_pipeline_args,
     config_from_args,
     existing_dir,
@@ -89,11 +89,10 @@ def thermal_255(result: FusionResult) -> np.ndarray:
 # -- sources --------------------------------------------------------------------------------------------
 def bag_items(reader: BagReader, args: argparse.Namespace, config: PipelineConfig, acc: Accumulator,
               sync: ApproximateTimeSync) -> Iterator[EvalItem]:
+    reader.check_topics([args.thermal_topic, args.rgb_topic])
     topics = reader.topics()
-    for topic in (args.thermal_topic, args.rgb_topic):
-        if topic not in topics:
-            images = [t for t, (mt, _) in topics.items() if mt.endswith("/Image")]
-            raise DataError(f"{reader.path}: no topic {topic}; image topics in the bag: {', '.join(images) or 'none'}")
+    if args.label_topic in topics:
+        reader.check_topics([args.label_topic])
     wanted = [args.thermal_topic, args.rgb_topic] + ([args.label_topic] if args.label_topic in topics else [])
     labels: dict[int, np.ndarray] = {}
     count = 0
@@ -114,7 +113,10 @@ def bag_items(reader: BagReader, args: argparse.Namespace, config: PipelineConfi
                 count += 1
         waiting.clear()
 
-    for topic, log_time, msg in reader.messages(wanted):
+    def undecodable(topic: str, log_time: int, reason: str) -> None:
+        acc.skipped.append(f"{topic} at log time {log_time}: {reason}")
+
+    for topic, log_time, msg in reader.messages(wanted, skip=undecodable):
         if args.limit and count >= args.limit:
             return
         t0 = time.perf_counter()
@@ -383,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(f"{args.out} is a file; --out names a folder")
         pipeline = build_pipeline(config)
         reader = BagReader(args.bag) if args.bag else None  # checked before anything is written
+        if reader is not None:
+            reader.check_topics([args.thermal_topic, args.rgb_topic])
         out = prepare_output_dir(args.out, args.overwrite, "evaluation")
         acc = Accumulator()
         sync = None
@@ -396,41 +400,44 @@ def main(argv: list[str] | None = None) -> int:
         total = min(total, args.limit) if (total and args.limit) else total
         every = max((total or 1) // PREVIEWS, 1)
         check_every = max((total or 1) // args.registration_checks, 1) if args.registration_checks > 0 else 0
-        # Finish cleanly on Ctrl-C and SIGTERM, also when started from a script whose shell ignores SIGINT in
-        # background jobs (the process then inherits SIG_IGN and Ctrl-C would be lost)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.default_int_handler)
+        stops = Interrupts("psfusion-eval")  # the report is written whatever comes after the first stop
         print(f"psfusion-eval: {config.summary()}; checkpoint {config.checkpoint or 'UNTRAINED'}", file=sys.stderr)
-        start, interrupted = time.perf_counter(), False
+        start, interrupted, failed = time.perf_counter(), False, False
         offline_bag = out / ("offline_bag" if args.live else "bag")
         with BagWriter(offline_bag, args.storage) as out_bag:
             bar = tqdm(total=total, unit="pair", dynamic_ncols=True)
             try:
-                for item in items:
-                    result = process(item, pipeline, args.profile, acc, out_bag)
-                    if result is not None:
-                        _keep_preview(acc, item, result, every)
-                        if check_every and item.index % check_every == 0:
-                            check_pair_registration(item, pipeline, acc)
-                    bar.update(1)
+                with stops.stoppable():
+                    for item in items:
+                        result = process(item, pipeline, args.profile, acc, out_bag)
+                        if result is not None:
+                            _keep_preview(acc, item, result, every)
+                            if check_every and item.index % check_every == 0:
+                                check_pair_registration(item, pipeline, acc)
+                        bar.update(1)
             except KeyboardInterrupt:
                 interrupted = True
+            except PSFusionError:  # a bag corrupt half-way: no output bag that looks complete
+                failed = True
+                raise
             finally:
                 bar.close()
                 if reader is not None:
                     reader.close()
+                if failed:
+                    out_bag.abandon()
+        interrupted = interrupted or stops.requested
         report = build_report(args, config, acc, sync, pipeline, time.perf_counter() - start, interrupted)
         report["output_bag"] = str(offline_bag)
         if args.live and not interrupted:
             from psfusion_ros.tools.live_eval import run_live
 
             try:
-                report["live"] = run_live(args, config, out, sync.stats.matched if sync else report["pairs"])
+                with stops.stoppable():
+                    report["live"] = run_live(args, config, out, sync.stats.matched if sync else report["pairs"])
             except KeyboardInterrupt:
                 interrupted = report["interrupted"] = True
-        tmp = out / "report.json.partial"
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        tmp.replace(out / "report.json")
+        write_json(out / "report.json", report)
         if not args.no_html:
             from psfusion_ros.tools.eval_report import write_html
 

@@ -15,7 +15,6 @@ at the configured size, their accuracy, and ``psfusion-bench backends`` timings,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from psfusion_ros.errors import ConfigError, EngineError, PSFusionError, one_line
+from psfusion_ros.io.json_files import write_json
 from psfusion_ros.model.inference import InferenceGraph
 from psfusion_ros.model.psfusion import PSFusion
 from psfusion_ros.pipeline.builder import load_model
@@ -180,7 +180,7 @@ def self_check(args: argparse.Namespace) -> int:
     _print_self_check(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        write_json(args.json, report)
         say(f"report -> {args.json}")
     failed = [c for c in report["checks"] if c["ok"] is False]
     return 1 if failed else 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -122,31 +123,42 @@ def extract_bag_pairs(args: argparse.Namespace, folder: Path) -> Path:
                         "calibration file (psfusion-calibrate) in --params-file to train from a bag")
     normalize = ThermalNormalizer(config.thermal)
     reader = BagReader(args.bag)
+    reader.check_topics([args.thermal_topic, args.rgb_topic])
     sync = ApproximateTimeSync(2, config.sync.queue_size, config.sync.max_interval_ns)
     acc = Accumulator()
-    train = folder / "train"
+    partial = folder.with_name(folder.name + ".partial")  # becomes ``folder`` only when the bag was read to the end
+    shutil.rmtree(partial, ignore_errors=True)
+    train = partial / "train"
     labelled = 0
     total = reader.topics().get(args.rgb_topic, (None, 0))[1]
-    with reader, tqdm(total=min(total, args.limit) if args.limit else total, unit="pair",
-                      desc="extracting pairs") as bar:
-        for item in bag_items(reader, args, config, acc, sync):
-            rgb = np.asarray(item.pair.rgb.pixels)
-            ir = registration.apply(normalize(np.asarray(item.pair.thermal.pixels)), rgb.shape[:2])
-            ir = ir if ir.dtype == np.uint8 else np.round(np.clip(ir, 0, 1) * 255).astype(np.uint8)
-            name = f"{item.index:06d}.png"
-            write_image(train / "vi" / name, rgb)
-            write_image(train / "ir" / name, ir)
-            if item.label is not None:
-                write_image(train / "label" / name, item.label.astype(np.uint8))
-                labelled += 1
-            bar.update(1)
-    pairs = len(list((train / "vi").glob("*.png"))) if (train / "vi").is_dir() else 0
-    if not pairs:
-        raise DataError(f"{args.bag}: no synchronized pairs on {args.thermal_topic} and {args.rgb_topic}")
-    print(f"psfusion-train: {pairs} pairs from {args.bag} ({labelled} with labels) -> {train}"
+    try:
+        with reader, tqdm(total=min(total, args.limit) if args.limit else total, unit="pair",
+                          desc="extracting pairs") as bar:
+            for item in bag_items(reader, args, config, acc, sync):
+                rgb = np.asarray(item.pair.rgb.pixels)
+                ir = registration.apply(normalize(np.asarray(item.pair.thermal.pixels)), rgb.shape[:2])
+                ir = ir if ir.dtype == np.uint8 else np.round(np.clip(ir, 0, 1) * 255).astype(np.uint8)
+                name = f"{item.index:06d}.png"
+                write_image(train / "vi" / name, rgb)
+                write_image(train / "ir" / name, ir)
+                if item.label is not None:
+                    write_image(train / "label" / name, item.label.astype(np.uint8))
+                    labelled += 1
+                bar.update(1)
+        pairs = len(list((train / "vi").glob("*.png"))) if (train / "vi").is_dir() else 0
+        if not pairs:
+            raise DataError(f"{args.bag}: no synchronized pairs on {args.thermal_topic} and {args.rgb_topic}"
+                            + (f" ({len(acc.skipped)} messages skipped, e.g. {acc.skipped[0]})" if acc.skipped
+                               else ""))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # nothing half-extracted left to train on
+        raise
+    (partial / ".complete").touch()
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    print(f"psfusion-train: {pairs} pairs from {args.bag} ({labelled} with labels) -> {folder / 'train'}"
           + (f"; {len(acc.skipped)} messages skipped, e.g. {acc.skipped[0]}" if acc.skipped else ""),
           file=sys.stderr)
-    (folder / ".complete").touch()
     return folder
 
 

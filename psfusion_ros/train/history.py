@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,6 @@ from psfusion_ros.train.classes import ClassSet
 
 #: Loss terms drawn in history.png (the total first).
 PLOTTED_TERMS = ("loss", "fusion", "vi_reconstruction", "ir_reconstruction", "segmentation", "binary", "boundary")
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def plot_history(path: Path, history: list[dict[str, Any]]) -> None:

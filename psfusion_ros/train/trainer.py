@@ -39,13 +39,14 @@ from psfusion_ros.constants import (
     WEIGHT_DECAY,
 )
 from psfusion_ros.errors import CheckpointError, ConfigError, DataError
+from psfusion_ros.io.json_files import write_json
 from psfusion_ros.model.checkpoint import extract_state_dict, infer_num_classes, read_checkpoint
 from psfusion_ros.model.psfusion import PSFusion
 from psfusion_ros.pipeline.color import rgb_to_ycrcb
 from psfusion_ros.pipeline.engines.base import resolve_device
 from psfusion_ros.train.classes import MSRS, ClassSet, generic_class_set, load_class_set
 from psfusion_ros.train.dataset import PairDataset, split_dir
-from psfusion_ros.train.history import plot_history, save_preview, write_json
+from psfusion_ros.train.history import plot_history, save_preview
 from psfusion_ros.train.losses import training_loss
 from psfusion_ros.train.schedule import WarmupPoly
 

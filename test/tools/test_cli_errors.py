@@ -3,6 +3,8 @@ that are not checkpoints are described by what they look like."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -124,3 +126,88 @@ def test_degenerate_calibration_points(tmp_path: Path) -> None:
     result = _run("psfusion-calibrate", "--points", str(points), "--out", str(tmp_path / "rig.yaml"))
     _one_line_error(result, "psfusion-calibrate", "three of their four points")
     assert not (tmp_path / "rig.yaml").exists()
+
+
+# -- hostile bags: right topic names, wrong contents ------------------------------------------------------------
+EPOCH_NS = 1_700_000_000_000_000_000
+TOPICS = ("/thermal/image_raw", "/rgb/image_raw")
+
+
+def _hostile_bag(path: Path, kind: str) -> Path:
+    import numpy as np
+
+    from psfusion_ros.io.bags import TYPESTORE, BagWriter, header, image_message
+
+    rng = np.random.default_rng(0)
+    with BagWriter(path, "mcap") as bag:
+        for i in range(30 if kind == "corrupt" else 4):
+            t = EPOCH_NS + i * 100_000_000
+            for topic in TOPICS:
+                if kind == "wrong_type":
+                    bag.write(topic, TYPESTORE.types["std_msgs/msg/String"](data="not an image"), t)
+                elif kind == "garbage":
+                    bag.write_raw(topic, "sensor_msgs/msg/Image", rng.integers(0, 256, 200, np.uint8).tobytes(), t)
+                else:
+                    pixels = rng.integers(0, 255, (48, 64, 3) if "rgb" in topic else (48, 64), np.uint8)
+                    bag.write(topic, image_message(pixels, "rgb8" if "rgb" in topic else "mono8", header(t, "x")), t)
+    if kind == "corrupt":  # the file opens (summary intact) but a stretch of chunks is overwritten
+        storage = next(path.glob("*.mcap"))
+        data = bytearray(storage.read_bytes())
+        data[len(data) // 3:len(data) // 3 + 5000] = bytes(5000)
+        storage.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("wrong_type", "topic /thermal/image_raw holds std_msgs/msg/String, not sensor_msgs/msg/Image"),
+    ("garbage", "undecodable sensor_msgs/msg/Image"),
+    ("corrupt", "the bag is corrupt after"),
+])
+def test_hostile_bags_are_one_line_in_eval_train_and_calibrate(tmp_path: Path, kind: str, message: str) -> None:
+    bag = _hostile_bag(tmp_path / kind, kind)
+    result = _run("psfusion-eval", "--bag", str(bag), "--out", str(tmp_path / "e"), "--allow-untrained",
+                  "--network-size", "64x96", "--no-html")
+    _one_line_error(result, "psfusion-eval", *(() if kind == "garbage" else (message,)))
+    if kind == "garbage":  # skipped and reported per message, then no pairs
+        assert message in result.stderr and "8 inputs skipped" in result.stderr
+        assert json.loads((tmp_path / "e" / "report.json").read_text())["pairs"] == 0
+    else:
+        assert not (tmp_path / "e" / "bag").exists()  # no output bag that looks complete
+    result = _run("psfusion-train", "--bag", str(bag), "--out", str(tmp_path / "t"), "--max-steps", "1",
+                  "--device", "cpu")
+    _one_line_error(result, "psfusion-train", message)
+    assert not any((tmp_path / "t").glob("bag_pairs*"))  # nothing half-extracted left to train on
+    result = _run("psfusion-calibrate", "--auto", "--bag", str(bag), "--thermal-topic", TOPICS[0], "--rgb-topic",
+                  TOPICS[1], "--out", str(tmp_path / "rig.yaml"))
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "rig.yaml").exists()
+
+
+def test_bag_play_of_a_corrupt_bag_is_one_line(tmp_path: Path) -> None:
+    bag = _hostile_bag(tmp_path / "corrupt", "corrupt")
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    result = _run("psfusion-bag", "play", str(bag), "--topics", *TOPICS, env=env)
+    _one_line_error(result, "psfusion-bag", "the bag is corrupt after")
+
+
+# -- output paths the file system refuses ----------------------------------------------------------------------
+def _tool_writing(tool: str, out: Path, tmp_path: Path) -> list[str]:
+    folders = ["--ir", str(FUSE_DATA / "ir"), "--vi", str(FUSE_DATA / "vi")]
+    if tool == "psfusion-calibrate":
+        points = tmp_path / "points.csv"
+        points.write_text("0,0,1,1\n100,0,101,1\n0,80,1,81\n100,80,101,81\n50,40,51,41\n")
+        return [tool, "--points", str(points), "--out", str(out)]
+    extra = {"psfusion-fuse": ["--allow-untrained", "--no-progress"], "psfusion-bag": [],
+             "psfusion-eval": ["--allow-untrained", "--no-html"]}[tool]
+    return [tool, *folders, "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("tool", ["psfusion-fuse", "psfusion-bag", "psfusion-calibrate", "psfusion-eval"])
+def test_output_paths_under_a_file_or_too_long_are_one_line(tmp_path: Path, tool: str) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    for out, text in ((blocker / "out", "a_file"), (tmp_path / ("x" * 300), "...")):
+        args = _tool_writing(tool, out, tmp_path)
+        result = _run(args[0], *args[1:])
+        _one_line_error(result, tool, text)
+    assert blocker.read_text() == "in the way"

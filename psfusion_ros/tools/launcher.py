@@ -1,0 +1,50 @@
+"""Console-script entry points of the long offline tools: stop signals are caught before the heavy imports.
+
+Importing a tool loads torch, OpenCV and the pipeline (a second or more); a SIGTERM or Ctrl-C in that time
+used to end the process by the signal (exit 143 / a KeyboardInterrupt traceback). Here the handlers come
+first, so it is "interrupted while starting; nothing written" and exit 130, like a stop at any later moment.
+This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from types import FrameType
+
+#: as psfusion_ros.tools.cli.EXIT_INTERRUPTED (not imported: that module loads the pipeline)
+EXIT_INTERRUPTED = 130
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # one stop is enough while the tool is still loading
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _start(prog: str, module: str) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    try:
+        main = importlib.import_module(module).main
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted while starting; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return main()
+
+
+def evaluate() -> int:
+    return _start("psfusion-eval", "psfusion_ros.tools.evaluate")
+
+
+def train() -> int:
+    return _start("psfusion-train", "psfusion_ros.tools.train")
+
+
+def make_bag() -> int:
+    return _start("psfusion-bag", "psfusion_ros.tools.make_bag")
+
+
+def fuse() -> int:
+    return _start("psfusion-fuse", "psfusion_ros.tools.fuse")
