@@ -117,7 +117,8 @@ class BagReader:
         for topic in topics:
             if topic not in available:
                 images = [t for t, (mt, _) in available.items() if mt in msgtypes]
-                raise DataError(f"{self.path}: no topic {topic}; {' or '.join(msgtypes)} topics in the bag: "
+                what = "image" if msgtypes == (IMAGE,) else " or ".join(msgtypes)
+                raise DataError(f"{self.path}: no topic {topic}; {what} topics in the bag: "
                                 f"{', '.join(images) or 'none'}")
             if available[topic][0] not in msgtypes:
                 raise DataError(f"{self.path}: topic {topic} holds {available[topic][0]}, not "
