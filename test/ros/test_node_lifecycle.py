@@ -21,6 +21,21 @@ def _bad_calibration(tmp: Path) -> str:
     return str(path)
 
 
+def _hostile_calibration(tmp: Path) -> str:
+    """Wrong types where the loader used to raise TypeError ("unhashable type") and a traceback at start-up."""
+    path = tmp / "hostile.yaml"
+    path.write_text(yaml.safe_dump({"mode": ["homography"], "homography": "identity", "thermal_size": [0, 0]}))
+    return str(path)
+
+
+def _alias_bomb(tmp: Path) -> str:
+    path = tmp / "bomb.yaml"
+    path.write_text("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"b{i}: &b{i} [{', '.join(['*a' if i == 0 else f'*b{i - 1}'] * 9)}]\n" for i in range(10))
+        + "mode: homography\nhomography: *b9\n")
+    return str(path)
+
+
 def _text_file(tmp: Path) -> str:
     path = tmp / "best_model.pth"
     path.write_text("404 Not Found\n")
@@ -41,6 +56,8 @@ def _text_file(tmp: Path) -> str:
      ({"thermal.invrt": True}, "did you mean thermal.invert?"),
      ({"thermal.invert": 1}, "thermal.invert must be true or false, got 1"),
      ({"registration.calibration_file": _bad_calibration}, "homography calibration has no homography"),
+     ({"registration.calibration_file": _hostile_calibration}, "hostile.yaml: mode must be one of"),
+     ({"registration.calibration_file": _alias_bomb}, "bomb.yaml: more than 32 YAML aliases"),
      ({"allow_untrained": False}, "no checkpoint: give the PSFusion weights")],
 )
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, overrides: dict, message: str) -> None:
