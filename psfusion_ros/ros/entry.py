@@ -51,12 +51,12 @@ def main(args: list[str] | None = None) -> int:
         return 2
     print(f"{PROG}: starting", file=sys.stderr, flush=True)
     try:
-        from psfusion_ros.ros.node import run
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted while starting; stopped cleanly", file=sys.stderr)
-        stop.ignore_from_now()
-        return 0
-    try:
+        from psfusion_ros.ros.node import run  # phase "importing": a signal is recorded, not raised
+
+        if stop.requested.is_set():
+            print(f"{PROG}: interrupted while starting; stopped cleanly", file=sys.stderr)
+            return 0
+        stop.phase = "starting"
         return run(argv, stop)
     finally:
         stop.ignore_from_now()  # through the interpreter's exit: see psfusion_ros.ros.signals

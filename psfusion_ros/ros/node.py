@@ -115,13 +115,20 @@ class PSFusionNode(Node):
         self._warm_up: list[float | BaseException] = []  # the worker's warm-up: seconds spent, or what failed
         self._worker = threading.Thread(target=self._work, args=(warmed,), name="psfusion-inference", daemon=True)
         self._worker.start()
-        warmed.wait()  # before spinning: the first pair is then as fast as the rest
-        if isinstance(self._warm_up[0], BaseException):
-            raise EngineError(f"the engine failed its first pass: {type(self._warm_up[0]).__name__}: "
-                              f"{one_line(self._warm_up[0])}")
-        if self._warm_up[0]:
-            self.get_logger().info(f"engine warmed up in {self._warm_up[0]:.1f} s")
-        self.monitor.start()
+        try:
+            warmed.wait()  # before spinning: the first pair is then as fast as the rest
+            if isinstance(self._warm_up[0], BaseException):
+                raise EngineError(f"the engine failed its first pass: {type(self._warm_up[0]).__name__}: "
+                                  f"{one_line(self._warm_up[0])}")
+            if self._warm_up[0]:
+                self.get_logger().info(f"engine warmed up in {self._warm_up[0]:.1f} s")
+            self.monitor.start()
+        except BaseException:
+            # a stop signal (or a failed warm-up) while the worker runs: let its pass finish and end it, or the
+            # interpreter exits under a thread that is inside torch ("terminate called without an active
+            # exception", SIGABRT)
+            self.close()
+            raise
         weights = self.config.checkpoint or "UNTRAINED seeded weights"
         self.get_logger().info(
             f"ready: checkpoint {weights}; {self.config.summary()} [{self.pipeline.device}]; "
@@ -405,11 +412,16 @@ def run(args: list[str], stop: StopSignals) -> int:
         stop.phase = "stopping"
         node.close()
         executor.shutdown()
-    except PSFusionError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:  # a signal while the weights were loading
-        print(f"{PROG}: interrupted while starting", file=sys.stderr)
+    except BaseException as exc:  # noqa: BLE001 - sorted below; anything else is re-raised
+        if stop.requested.is_set() and stop.phase == "starting" and not isinstance(exc, SystemExit):
+            # a signal while the weights were loading: KeyboardInterrupt, or whatever the interrupted library
+            # made of it (a CheckpointError, an ImportError from a lazy import) - a stop either way
+            print(f"{PROG}: interrupted while starting ({type(exc).__name__})", file=sys.stderr)
+        elif isinstance(exc, PSFusionError):
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            code = 2
+        else:
+            raise
     finally:
         stop.phase = "stopping"
         if node is not None:

@@ -7,6 +7,10 @@ the default disposition back for every signal with a Python handler when it fina
 window (launch and supervisors send a second one a fraction of a second after the first) killed the process
 (exit -2), so the last thing :func:`~psfusion_ros.ros.entry.main` does is :meth:`StopSignals.ignore_from_now`.
 rclpy's own signal handlers are not installed; the executor loop polls :attr:`StopSignals.requested`.
+
+While the heavy modules are imported (phase ``importing``) a signal is only recorded: a KeyboardInterrupt raised
+inside an import is turned by C extensions into an ImportError (numpy: "Importing the numpy C-extensions
+failed"), a traceback instead of a clean stop. The entry point checks the request once the imports are done.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.phase = "starting"  # starting → running → stopping
+        self.phase = "importing"  # importing → starting → running → stopping → exiting
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 

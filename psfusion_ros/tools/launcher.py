@@ -2,8 +2,10 @@
 
 Importing a tool loads torch, OpenCV and the pipeline (a second or more); a SIGTERM or Ctrl-C in that time
 used to end the process by the signal (exit 143 / a KeyboardInterrupt traceback). Here the handlers come
-first, so it is "interrupted while starting; nothing written" and exit 130, like a stop at any later moment.
-This module imports nothing heavy.
+first and only record the request while the imports run (a KeyboardInterrupt raised inside an import becomes
+an ImportError in C extensions such as numpy); once they are done it is "interrupted while starting; nothing
+written" and exit 130, like a stop at any later moment. Then SIGINT and SIGTERM raise KeyboardInterrupt until
+the tool installs its own handlers. This module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -17,20 +19,22 @@ from types import FrameType
 EXIT_INTERRUPTED = 130
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # one stop is enough while the tool is still loading
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+_requested: list[int] = []
+
+
+def _record(signum: int, frame: FrameType | None) -> None:
+    _requested.append(signum)
 
 
 def _start(prog: str, module: str) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupt)
-    try:
-        main = importlib.import_module(module).main
-    except KeyboardInterrupt:
+        signal.signal(sig, _record)
+    main = importlib.import_module(module).main
+    if _requested:
         print(f"{prog}: interrupted while starting; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when the shell started the tool with SIGINT ignored
+        signal.signal(sig, signal.default_int_handler)
     return main()
 
 
