@@ -164,12 +164,8 @@ class DrivePlayer:
                     return values
         return {}
 
-    def last_output(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None] | None:
-        """(scene index, fused RGB, class ids, coloured mask) of the newest complete output."""
+    def _complete(self, fused: Image) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None] | None:
         r = self.received
-        if not r.fused:
-            return None
-        fused = r.fused[-1]
         key = (fused.header.stamp.sec, fused.header.stamp.nanosec)
         mask = next((m for m in reversed(r.masks) if (m.header.stamp.sec, m.header.stamp.nanosec) == key), None)
         if mask is None:
@@ -178,6 +174,14 @@ class DrivePlayer:
         index = self.sent_stamps.get(key[0] * 1_000_000_000 + key[1], 0)
         return (index, np.array(decode_image(fused)), np.array(decode_image(mask)),
                 None if color is None else np.array(decode_image(color)))
+
+    def outputs(self) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """(scene index, fused RGB, class ids, coloured mask) of each recent complete output, oldest first."""
+        return [o for o in map(self._complete, list(self.received.fused)) if o is not None]
+
+    def last_output(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """The newest output, or None while its mask has not arrived."""
+        return self._complete(self.received.fused[-1]) if self.received.fused else None
 
     def close(self) -> None:
         self.executor.shutdown()

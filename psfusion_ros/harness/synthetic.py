@@ -13,9 +13,13 @@ import cv2
 import numpy as np
 
 from psfusion_ros.io.image_files import write_image
+from psfusion_ros.pipeline.config import ThermalConfig
+from psfusion_ros.pipeline.thermal import ThermalNormalizer
 
-#: MSRS class ids drawn into the labels.
-CAR, PERSON = 1, 2
+#: MSRS class ids drawn into the labels (road markings are MSRS's ``curve``).
+CAR, PERSON, CURVE = 1, 2, 4
+#: Lighting of the visible image: ``dusk`` is the demo drive; the others vary the training set.
+LIGHTINGS = ("dusk", "night", "glare")
 #: Scene temperatures in °C.
 AMBIENT_C, ROAD_C, PERSON_C, ENGINE_C, SKY_C = 12.0, 16.0, 34.0, 60.0, -5.0
 
@@ -24,7 +28,7 @@ AMBIENT_C, ROAD_C, PERSON_C, ENGINE_C, SKY_C = 12.0, 16.0, 34.0, 60.0, -5.0
 class SceneFrame:
     visible: np.ndarray  # (H, W, 3) uint8 RGB
     temperature: np.ndarray  # (H, W) float32 °C, pixel-aligned with ``visible``
-    labels: np.ndarray  # (H, W) uint8 MSRS class ids: 0 background, 1 car, 2 person
+    labels: np.ndarray  # (H, W) uint8 MSRS class ids: 0 background, 1 car, 2 person, 4 road marking
 
 
 def _draw(vi: np.ndarray, th: np.ndarray, shape: str, pts: tuple, colour: tuple, temp: float,
@@ -39,8 +43,12 @@ def _draw(vi: np.ndarray, th: np.ndarray, shape: str, pts: tuple, colour: tuple,
             cv2.ellipse(image, centre, axes, 0, 0, 360, value, -1)
 
 
-def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0) -> SceneFrame:
-    """Frame ``t`` of a drive: the same ``(t, size, seed)`` always gives the same pixels."""
+def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0, lighting: str = "dusk") -> SceneFrame:
+    """Frame ``t`` of a drive: the same ``(t, size, seed, lighting)`` always gives the same pixels. ``night``
+    darkens the visible image (pedestrians vanish into sensor noise), ``glare`` adds an oncoming headlight that
+    saturates part of it; the thermal image does not change with either."""
+    if lighting not in LIGHTINGS:
+        raise ValueError(f"lighting {lighting!r}: expected one of {LIGHTINGS}")
     rng = np.random.default_rng(seed * 100_003 + t)
     h, w = height, width
     horizon = int(h * 0.42)
@@ -60,6 +68,7 @@ def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0) 
         y = horizon + ((k * 23 + t * 7) % (h - horizon))
         half = max(1, int(1 + 3 * (y - horizon) / (h - horizon)))
         cv2.rectangle(vi, (w // 2 - half, y), (w // 2 + half, y + 2 * half), (170, 170, 150), -1)
+        cv2.rectangle(labels, (w // 2 - half, y), (w // 2 + half, y + 2 * half), CURVE, -1)
 
     # Buildings on the horizon: visible texture, cool in thermal.
     for k in range(5):
@@ -86,7 +95,16 @@ def synthetic_frame(t: int, height: int = 256, width: int = 320, seed: int = 0) 
 
     th = cv2.GaussianBlur(th, (0, 0), 1.2)  # thermal optics are soft
     th += rng.normal(0.0, 0.25, th.shape).astype(np.float32)  # sensor noise (NETD)
-    noisy = vi.astype(np.int16) + rng.normal(0.0, 3.0, vi.shape).astype(np.int16)
+    visible = vi.astype(np.float32)
+    if lighting == "night":
+        visible *= 0.35
+    elif lighting == "glare":  # an oncoming headlight: a saturated disc with a wide halo
+        light = np.random.default_rng([seed, t, 7])
+        cx, cy = light.uniform(0.2, 0.8) * w, horizon + light.uniform(0.05, 0.25) * h
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / (0.12 * w) ** 2
+        visible += 255.0 * np.exp(-r2)[..., None]
+    noisy = visible + rng.normal(0.0, 3.0, vi.shape).astype(np.int16)
     return SceneFrame(noisy.clip(0, 255).astype(np.uint8), th, labels)
 
 
@@ -105,6 +123,34 @@ def write_msrs_dataset(root: str | Path, train: int = 6, test: int = 2, height: 
             shading = frame.visible.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
             thermal = 0.5 * temperature_to_uint8(frame.temperature) + 0.5 * shading
             write_image(root / split / "ir" / name, np.clip(thermal, 0, 255).astype(np.uint8))
+            write_image(root / split / "label" / name, frame.labels)
+    return root
+
+
+def node_thermal_uint8(frame: SceneFrame, resolution: float = 1.0) -> np.ndarray:
+    """The aligned thermal frame as psfusion_node feeds it to the network (16-bit counts, default percentile
+    normalization), in 8 bits; ``resolution`` < 1 renders a lower-resolution thermal camera (blurrier edges)."""
+    h, w = frame.temperature.shape
+    unit = ThermalNormalizer(ThermalConfig(smoothing=0.0))(thermal_counts(frame, (h, w), np.eye(3)))
+    if resolution < 1.0:
+        small = cv2.resize(unit, (max(8, int(w * resolution)), max(8, int(h * resolution))),
+                           interpolation=cv2.INTER_AREA)
+        unit = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def write_drive_dataset(root: str | Path, train: int, test: int, height: int, width: int, seed: int) -> Path:
+    """An MSRS-layout dataset (``train/``, ``test/`` with ``vi``, ``ir``, ``label``) of varied drive frames for
+    the demo weights: dusk, night and glare in turn, thermal cameras of 50-100 % of the RGB resolution, thermal
+    as the node normalizes it. ``seed`` picks the scenes; the demo drive itself (seed 0) is never in it."""
+    root = Path(root)
+    rng = np.random.default_rng([seed, 1])
+    for split, count, offset in (("train", train, 0), ("test", test, 100_000)):
+        for k in range(count):
+            frame = synthetic_frame(offset + 7 * k, height, width, seed, LIGHTINGS[k % len(LIGHTINGS)])
+            name = f"{k:05d}.png"
+            write_image(root / split / "vi" / name, frame.visible)
+            write_image(root / split / "ir" / name, node_thermal_uint8(frame, float(rng.uniform(0.5, 1.0))))
             write_image(root / split / "label" / name, frame.labels)
     return root
 

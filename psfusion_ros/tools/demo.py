@@ -5,8 +5,11 @@ resolution camera plus rgb8 — registers the two cameras from the frames like `
 starts ``psfusion_node`` with the package's parameter file, plays the drive into it over ROS 2 and
 records what it publishes. ``--offline`` instead fuses generated image folders through ``psfusion-fuse``'s
 code path. Both write ``report.json`` and ``preview.png`` (visible | infrared | fused | coloured mask).
-Set ``PSFUSION_CHECKPOINT`` for real weights; otherwise seeded untrained weights are used and the console
-and the report say so.
+Weights: ``--checkpoint`` / ``PSFUSION_CHECKPOINT`` (e.g. the official ``best_model.pth``) wins; otherwise demo
+weights learned once on the synthetic drive (:mod:`psfusion_ros.tools.demo_weights`, cached); ``--untrained``
+uses seeded untrained weights. The report measures what fusion added on the held-out drive: the pedestrians'
+fused intensity between the visible image's (0) and the thermal image's (1), and the mIoU over background,
+car and person against the generator's labels.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 from psfusion_ros import __version__
 from psfusion_ros.constants import MSRS_CLASSES
 from psfusion_ros.errors import DataError, PSFusionError
-from psfusion_ros.harness.synthetic import synthetic_frame, temperature_to_uint8
+from psfusion_ros.harness.synthetic import CAR, PERSON, SceneFrame, node_thermal_uint8, synthetic_frame
 from psfusion_ros.io.image_files import read_image, write_image
 from psfusion_ros.io.json_files import write_json
 from psfusion_ros.pipeline.auto_registration import estimate_registration
@@ -40,12 +43,52 @@ from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.thermal import ThermalNormalizer
 from psfusion_ros.tools.calibrate import registration_overlay
 from psfusion_ros.tools.cli import positive_float, positive_int, run_cli
+from psfusion_ros.tools.demo_weights import demo_weights
 from psfusion_ros.tools.fuse import fuse_folders
 
 #: Pairs played in lockstep to measure what the machine sustains before the drive.
 WARMUP_PAIRS = 3
-UNTRAINED_NOTE = ("no checkpoint given (PSFUSION_CHECKPOINT unset): using seeded untrained weights, so the fused "
-                  "image and mask show the data path, not PSFusion's quality.")
+UNTRAINED_NOTE = ("--untrained: using seeded untrained weights, so the fused image and mask show the data path, "
+                  "not PSFusion's quality.")
+DEMO_NOTE = ("demo weights learned on the synthetic drive (not the paper's): they show what fusion does on this "
+             "drive; bring the official best_model.pth (PSFUSION_CHECKPOINT) for real scenes.")
+
+
+#: Classes the demo's mIoU is taken over (the ones the drive draws large enough to segment).
+SCORED_CLASSES = (("background", 0), ("car", CAR), ("person", PERSON))
+
+
+def fusion_evidence(scenes: list[SceneFrame], thermals: list[np.ndarray], fused: list[np.ndarray],
+                    class_ids: list[np.ndarray]) -> dict[str, Any]:
+    """What fusion added on these frames: mean luma over the generator's pedestrians in the visible, thermal
+    (as the network saw it, 8-bit) and fused images, the fused one's position between the first two
+    (``pedestrian_fusion_ratio``: 0 = the visible image, 1 = the thermal image), and IoU per scored class."""
+    def luma(image: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64) if image.ndim == 3 else image.astype(
+            np.float64)
+
+    masks = [s.labels == PERSON for s in scenes]
+    means = {name: float(np.mean(np.concatenate([luma(im)[m] for im, m in zip(images, masks)])))
+             for name, images in (("visible", [s.visible for s in scenes]), ("thermal", thermals),
+                                  ("fused", fused))}
+    inter, union = np.zeros(len(SCORED_CLASSES)), np.zeros(len(SCORED_CLASSES))
+    for scene, ids in zip(scenes, class_ids):
+        for j, (_, c) in enumerate(SCORED_CLASSES):
+            inter[j] += np.count_nonzero((ids == c) & (scene.labels == c))
+            union[j] += np.count_nonzero((ids == c) | (scene.labels == c))
+    iou = inter / np.maximum(union, 1)
+    span = means["thermal"] - means["visible"]
+    return {"frames": len(scenes), "pedestrian_mean_intensity": {k: round(v, 1) for k, v in means.items()},
+            "pedestrian_fusion_ratio": round((means["fused"] - means["visible"]) / span, 3) if span else None,
+            "iou": {name: round(float(v), 3) for (name, _), v in zip(SCORED_CLASSES, iou)},
+            "mIoU_background_car_person": round(float(iou.mean()), 3)}
+
+
+def evidence_line(evidence: dict[str, Any]) -> str:
+    m = evidence["pedestrian_mean_intensity"]
+    return (f"pedestrians: visible {m['visible']:.0f}, thermal {m['thermal']:.0f}, fused {m['fused']:.0f} (ratio "
+            f"{evidence['pedestrian_fusion_ratio']}: 0 = visible, 1 = thermal); mIoU background/car/person "
+            f"{evidence['mIoU_background_car_person']} over {evidence['frames']} held-out frame(s)")
 
 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
@@ -56,10 +99,18 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
 
 
 def make_preview(vi: np.ndarray, ir: np.ndarray, fused: np.ndarray, class_ids: np.ndarray,
-                 registration: np.ndarray | None = None) -> np.ndarray:
-    """One RGB strip: visible | infrared | fused | coloured mask (| registered thermal edges on the RGB frame)."""
-    panels = [_label(vi, "visible"), _label(np.repeat(ir[:, :, None], 3, axis=2), "infrared"),
-              _label(fused, "fused"), _label(colorize(class_ids), "segmentation")]
+                 registration: np.ndarray | None = None, scene: SceneFrame | None = None) -> np.ndarray:
+    """One RGB strip: visible | infrared | fused | coloured mask (| registered thermal edges on the RGB frame);
+    with ``scene``, each panel names its mean over the pedestrians and the mask its IoU (what fusion added)."""
+    names = ["visible", "infrared", "fused"]
+    seg = "segmentation"
+    if scene is not None:
+        e = fusion_evidence([scene], [ir], [fused], [class_ids])
+        m = e["pedestrian_mean_intensity"]
+        names = [f"{n}: pedestrians {m[k]:.0f}" for n, k in zip(names, ("visible", "thermal", "fused"))]
+        seg = f"segmentation: mIoU {e['mIoU_background_car_person']:.2f}"
+    panels = [_label(vi, names[0]), _label(np.repeat(ir[:, :, None], 3, axis=2), names[1]),
+              _label(fused, names[2]), _label(colorize(class_ids), seg)]
     if registration is not None:
         panels.append(_label(registration, "registration (thermal edges)"))
     return np.hstack(panels)
@@ -67,7 +118,7 @@ def make_preview(vi: np.ndarray, ir: np.ndarray, fused: np.ndarray, class_ids: n
 
 def _base_report(args: argparse.Namespace, weights: str, device: str) -> dict[str, Any]:
     return {"psfusion_ros": __version__, "mode": "offline" if args.offline else "live ROS 2",
-            "weights": weights, "trained": bool(args.checkpoint), "device": device,
+            "weights": weights, "trained": not args.untrained, "device": device,
             "precision": args.precision, "torch": torch.__version__, "machine": platform.machine()}
 
 
@@ -79,25 +130,30 @@ def _class_fractions(ids: np.ndarray) -> dict[str, float]:
 def run_offline(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any]:
     height, width = parse_size(args.size)
     ir_dir, vi_dir = out / "inputs" / "ir", out / "inputs" / "vi"
-    for t in range(args.frames):
-        frame = synthetic_frame(t, height, width)
+    scenes = [synthetic_frame(t, height, width) for t in range(args.frames)]
+    for t, frame in enumerate(scenes):
         write_image(vi_dir / f"frame_{t:03d}.png", frame.visible)
-        write_image(ir_dir / f"frame_{t:03d}.png", temperature_to_uint8(frame.temperature))
+        write_image(ir_dir / f"frame_{t:03d}.png", node_thermal_uint8(frame))  # as the node would feed it
     config = PipelineConfig(checkpoint=args.checkpoint or "", allow_untrained=not args.checkpoint).with_params(
         {"device": args.device, "precision": args.precision}).for_image_folders()
     pipeline = build_pipeline(config)
     summary = fuse_folders(pipeline, ir_dir, vi_dir, out / "fused", out / "segmentation")
     if summary.failed:
         raise DataError(f"{len(summary.failed)} demo frames failed: {next(iter(summary.failed.values()))}")
+    names = [f"frame_{t:03d}.png" for t in range(len(scenes))]
+    evidence = fusion_evidence(scenes, [read_image(ir_dir / n, "L") for n in names],
+                               [read_image(out / "fused" / n, "RGB") for n in names],
+                               [read_image(out / "segmentation" / "ids" / n, "L") for n in names])
     first = summary.fused[0]
     vi, ir = read_image(vi_dir / first, "RGB"), read_image(ir_dir / first, "L")
     ids = read_image(out / "segmentation" / "ids" / first, "L")
-    write_image(out / "preview.png", make_preview(vi, ir, read_image(out / "fused" / first, "RGB"), ids))
+    write_image(out / "preview.png", make_preview(vi, ir, read_image(out / "fused" / first, "RGB"), ids,
+                                                  scene=scenes[names.index(first)]))
     return {**_base_report(args, weights, str(pipeline.device)), "pairs": len(summary.fused),
             "frame_size": [height, width], "network_size": list(pipeline.size_for(height, width)),
             "seconds": round(summary.seconds, 3), "images_per_second": round(summary.images_per_second, 3),
             "timing_ms": {k: round(v, 2) for k, v in summary.timing_ms.items()},
-            "preview_class_fractions": _class_fractions(ids)}
+            "preview_class_fractions": _class_fractions(ids), "fusion_evidence": evidence}
 
 
 def _calibrate(player: Any, out: Path) -> tuple[Path, dict[str, Any], np.ndarray]:
@@ -175,6 +231,7 @@ def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any
         elapsed = time.monotonic() - start
         player.spin_for(1.2)  # one more diagnostics message
         result = player.last_output()
+        recent = player.outputs()
         diagnostics = player.last_diagnostics()
     finally:
         exit_code = node.interrupt()
@@ -183,10 +240,16 @@ def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any
         raise PSFusionError(f"no fused output received; see {out / 'node.log'}")
     index, fused, ids, color = result
     scene = player.scenes[index]
-    registered = Registration.from_file(calibration).apply(ThermalNormalizer(ThermalConfig())(player.thermal[index]),
-                                                           rgb_size)
-    write_image(out / "preview.png", make_preview(scene.visible, (registered * 255).astype(np.uint8), fused, ids,
-                                                  registration_panel))
+    registration = Registration.from_file(calibration)
+
+    def seen_thermal(k: int) -> np.ndarray:  # the thermal frame as the network saw it
+        unit = registration.apply(ThermalNormalizer(ThermalConfig(smoothing=0.0))(player.thermal[k]), rgb_size)
+        return np.round(np.clip(unit, 0, 1) * 255).astype(np.uint8)
+
+    evidence = fusion_evidence([player.scenes[k] for k, *_ in recent], [seen_thermal(k) for k, *_ in recent],
+                               [f for _, f, _, _ in recent], [i for _, _, i, _ in recent])
+    write_image(out / "preview.png", make_preview(scene.visible, seen_thermal(index), fused, ids,
+                                                  registration_panel, scene=scene))
     write_image(out / "fused.png", fused)
     if color is not None:
         write_image(out / "segmentation_color.png", color)
@@ -208,6 +271,7 @@ def run_live(args: argparse.Namespace, out: Path, weights: str) -> dict[str, Any
         "registration": registration_report,
         "node_exit_code": exit_code,
         "preview_class_fractions": _class_fractions(ids),
+        "fusion_evidence": evidence,
     }
 
 
@@ -220,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", default="256x320", help="RGB frame and network size HxW (default 256x320)")
     parser.add_argument("--rate", type=positive_float, default=2.0, help="live playback rate in Hz (default 2)")
     parser.add_argument("--checkpoint", default=os.environ.get("PSFUSION_CHECKPOINT") or None,
-                        help="weights (default: $PSFUSION_CHECKPOINT, else seeded untrained weights)")
+                        help="weights (default: $PSFUSION_CHECKPOINT, else demo weights learned once on the "
+                        "synthetic drive and cached)")
+    parser.add_argument("--untrained", action="store_true", help="seeded untrained weights: the data path only")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     return parser
@@ -232,14 +298,22 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        weights = f"checkpoint {args.checkpoint}" if args.checkpoint else f"untrained weights (seed {UNTRAINED_SEED})"
-        if not args.checkpoint:
+        note = None
+        if args.checkpoint:
+            weights = f"checkpoint {args.checkpoint}"
+        elif args.untrained:
+            weights, note = f"untrained weights (seed {UNTRAINED_SEED})", UNTRAINED_NOTE
             print(f"psfusion-demo: NOTE: {UNTRAINED_NOTE}")
+        else:
+            learned = demo_weights(log=lambda line: print(f"psfusion-demo: {line}", flush=True))
+            args.checkpoint, weights = str(learned.path), learned.describe()
+            note = DEMO_NOTE
         report = run_offline(args, out, weights) if args.offline else run_live(args, out, weights)
-        if not args.checkpoint:
-            report["note"] = UNTRAINED_NOTE
+        if note:
+            report["note"] = note
         write_json(out / "report.json", report, indent=2)
         rate = report.get("throughput_hz", report.get("images_per_second"))
+        print(f"psfusion-demo: what fusion added: {evidence_line(report['fusion_evidence'])}")
         print(f"psfusion-demo: {report['mode']}: fused at {rate} frames/s on {report['device']} with {weights}; "
               f"wrote {out / 'report.json'} and {out / 'preview.png'}")
         return 0 if report.get("node_exit_code", 0) == 0 else 1

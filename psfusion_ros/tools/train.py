@@ -41,7 +41,7 @@ from psfusion_ros.tools.cli import (
     run_cli,
 )
 from psfusion_ros.tools.evaluate import Accumulator, bag_items, folder_scores
-from psfusion_ros.train.trainer import AMP_MODES, TASKS, Evaluator, TrainConfig, Trainer
+from psfusion_ros.train.trainer import AMP_MODES, OPTIMIZERS, TASKS, Evaluator, TrainConfig, Trainer
 
 BAG_PAIRS = "bag_pairs"
 
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--accumulate", type=positive_int, default=1, help="micro-batches per optimizer step")
     opt.add_argument("--crop", type=_crop, default=CROP, help="square training patch, multiple of 32")
     opt.add_argument("--lr", type=positive_float, default=LR)
+    opt.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd (the reference's) or adam")
     opt.add_argument("--warmup-steps", type=non_negative_int, default=WARMUP_STEPS)
     opt.add_argument("--amp", choices=AMP_MODES, default="none", help="mixed precision (fp16 needs CUDA)")
     opt.add_argument("--freeze-encoders", action="store_true", help="keep both encoder trunks fixed")
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             crop=args.crop, lr=args.lr, warmup_steps=args.warmup_steps, workers=args.workers, device=args.device,
             amp=args.amp, seed=args.seed, freeze_encoders=args.freeze_encoders, accumulate=args.accumulate,
             max_steps=args.max_steps, eval_every=args.eval_every, preview_every=args.preview_every,
-            sync_bn=args.sync_bn)
+            sync_bn=args.sync_bn, optimizer=args.optimizer)
         if args.dataroot and not Path(args.dataroot).is_dir():
             raise DataError(f"--dataroot {args.dataroot}: no such directory")
         trainer = Trainer(config)  # joins torchrun's process group, if any

@@ -222,13 +222,15 @@ def test_a_rosbag_as_the_training_source(trained_run: dict[str, Any], tmp_path: 
 def test_another_class_set_trains_and_runs_in_the_tools(trained_run: dict[str, Any], tmp_path: Path) -> None:
     palette = tmp_path / "classes.yaml"
     palette.write_text("classes:\n  - {name: background, color: [0, 0, 0]}\n  - {name: car, color: [200, 0, 0]}\n"
-                       "  - {name: person, color: [0, 200, 0]}\n")
+                       "  - {name: person, color: [0, 200, 0]}\n  - {name: bike, color: [0, 0, 200]}\n"
+                       "  - {name: road_marking, color: [200, 200, 0]}\n")  # the generator's ids 0, 1, 2, 4
     out = tmp_path / "run"
     result = _run("psfusion-train", "--dataroot", trained_run["data"], "--palette", palette, "--out", out,
                   "--epochs", "1", "--max-steps", "1", "--workers", "0", *TRAIN_ARGS)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = torch.load(out / "last.pth", weights_only=False)
-    assert checkpoint["num_classes"] == 3 and checkpoint["train"]["classes"] == ["background", "car", "person"]
+    assert checkpoint["num_classes"] == 5
+    assert checkpoint["train"]["classes"] == ["background", "car", "person", "bike", "road_marking"]
     fused = _run("psfusion-fuse", "--ir", trained_run["data"] / "test" / "ir", "--vi",
                  trained_run["data"] / "test" / "vi", "--checkpoint", out / "last.pth", "--device", "cpu", "--out",
                  tmp_path / "fused")
@@ -238,7 +240,7 @@ def test_another_class_set_trains_and_runs_in_the_tools(trained_run: dict[str, A
 @pytest.mark.parametrize(("args", "message"), [
     (["--batch-size", "1"], "--batch-size must be at least 2"),
     (["--amp", "fp16"], "--amp fp16 needs CUDA"),
-    (["--num-classes", "2"], "class id 2 >= --num-classes 2"),
+    (["--num-classes", "2"], "class id 4 >= --num-classes 2"),  # the largest id in the file (road marking)
 ])
 def test_errors_are_one_line(trained_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
                              args: list[str], message: str) -> None:
