@@ -78,10 +78,14 @@ def fusion_evidence(scenes: list[SceneFrame], thermals: list[np.ndarray], fused:
             union[j] += np.count_nonzero((ids == c) | (scene.labels == c))
     iou = inter / np.maximum(union, 1)
     span = means["thermal"] - means["visible"]
-    return {"frames": len(scenes), "pedestrian_mean_intensity": {k: round(v, 1) for k, v in means.items()},
-            "pedestrian_fusion_ratio": round((means["fused"] - means["visible"]) / span, 3) if span else None,
-            "iou": {name: round(float(v), 3) for (name, _), v in zip(SCORED_CLASSES, iou)},
-            "mIoU_background_car_person": round(float(iou.mean()), 3)}
+    summary = {"frames": len(scenes), "pedestrian_mean_intensity": {k: round(v, 1) for k, v in means.items()},
+               "pedestrian_fusion_ratio": round((means["fused"] - means["visible"]) / span, 3) if span else None,
+               "iou": {name: round(float(v), 3) for (name, _), v in zip(SCORED_CLASSES, iou)},
+               "mIoU_background_car_person": round(float(iou.mean()), 3)}
+    if len(scenes) > 1:
+        summary["per_frame"] = [fusion_evidence([s], [t], [f], [c]) for s, t, f, c in zip(scenes, thermals, fused,
+                                                                                            class_ids)]
+    return summary
 
 
 def evidence_line(evidence: dict[str, Any]) -> str:

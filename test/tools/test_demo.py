@@ -63,7 +63,8 @@ def test_offline_demo_uses_a_checkpoint_from_the_environment(tmp_path: Path, off
     assert "untrained" not in result.stdout
     assert abs(sum(report["preview_class_fractions"].values()) - 1.0) < 1e-3
     assert np.asarray(Image.open(out / "preview.png")).shape == (64, 4 * 96, 3)
-    assert report["fusion_evidence"]["frames"] == 2
+    evidence = report["fusion_evidence"]
+    assert evidence["frames"] == 2 and [f["frames"] for f in evidence["per_frame"]] == [1, 1]
 
 
 def test_fusion_evidence_places_the_fused_pedestrians_between_visible_and_thermal() -> None:
