@@ -32,6 +32,7 @@ from psfusion_ros.errors import DataError, PSFusionError
 from psfusion_ros.harness.synthetic import CAR, PERSON, SceneFrame, node_thermal_uint8, synthetic_frame
 from psfusion_ros.io.image_files import read_image, write_image
 from psfusion_ros.io.json_files import write_json
+from psfusion_ros.metrics.segmentation import ConfusionMatrix
 from psfusion_ros.pipeline.auto_registration import estimate_registration
 from psfusion_ros.pipeline.builder import UNTRAINED_SEED, build_pipeline
 from psfusion_ros.pipeline.calibration import project, write_auto_calibration
@@ -71,17 +72,15 @@ def fusion_evidence(scenes: list[SceneFrame], thermals: list[np.ndarray], fused:
     means = {name: float(np.mean(np.concatenate([luma(im)[m] for im, m in zip(images, masks)])))
              for name, images in (("visible", [s.visible for s in scenes]), ("thermal", thermals),
                                   ("fused", fused))}
-    inter, union = np.zeros(len(SCORED_CLASSES)), np.zeros(len(SCORED_CLASSES))
+    confusion = ConfusionMatrix(len(MSRS_CLASSES))
     for scene, ids in zip(scenes, class_ids):
-        for j, (_, c) in enumerate(SCORED_CLASSES):
-            inter[j] += np.count_nonzero((ids == c) & (scene.labels == c))
-            union[j] += np.count_nonzero((ids == c) | (scene.labels == c))
-    iou = inter / np.maximum(union, 1)
+        confusion.update(ids, scene.labels)
+    iou = confusion.iou()[[c for _, c in SCORED_CLASSES]]  # NaN: a class neither drawn nor predicted
     span = means["thermal"] - means["visible"]
     summary = {"frames": len(scenes), "pedestrian_mean_intensity": {k: round(v, 1) for k, v in means.items()},
                "pedestrian_fusion_ratio": round((means["fused"] - means["visible"]) / span, 3) if span else None,
-               "iou": {name: round(float(v), 3) for (name, _), v in zip(SCORED_CLASSES, iou)},
-               "mIoU_background_car_person": round(float(iou.mean()), 3)}
+               "iou": {name: None if np.isnan(v) else round(float(v), 3) for (name, _), v in zip(SCORED_CLASSES, iou)},
+               "mIoU_background_car_person": round(float(np.nanmean(iou)), 3)}
     if len(scenes) > 1:
         summary["per_frame"] = [fusion_evidence([s], [t], [f], [c]) for s, t, f, c in zip(scenes, thermals, fused,
                                                                                             class_ids)]

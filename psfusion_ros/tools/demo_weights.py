@@ -2,7 +2,8 @@
 
 Untrained weights fuse the visible image with edge noise and segment one flat colour; the official weights
 cannot be shipped. The synthetic generator knows what it drew (labels included), so the demo trains its own
-weights with the paper's multi-task objective (``psfusion-train``'s trainer, unchanged) and caches them.
+weights with the paper's multi-task objective (``psfusion-train``'s trainer, ``--optimizer adam``) and
+caches them.
 
 What learned fastest on the 2-core CPU (held-out demo drive, 6 frames; 240 steps of crop 64, batch 4, about
 2 min): with frozen encoder trunks, SGD lr 1e-3 (the reference's optimizer) reached mIoU 0.58 over
