@@ -34,6 +34,7 @@ setup(
             "ros-sensor-msgs",
             "ros-std-msgs",
             "ros-diagnostic-msgs",
+            "ros-lifecycle-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
         # GPU machines (README: Deployment): pick the torch-tensorrt that matches the installed torch
@@ -58,6 +59,7 @@ setup(
             "psfusion-export = psfusion_ros.tools.export:main",
             "psfusion-train = psfusion_ros.tools.launcher:train",
             "psfusion_node = psfusion_ros.ros.entry:main",
+            "psfusion_lifecycle_node = psfusion_ros.ros.entry:lifecycle_main",
         ],
     },
 )

@@ -102,10 +102,15 @@ def test_the_launch_file_defaults_to_the_installed_parameter_file(workspace: Pat
             return get_package_share_directory(self.package)
 
     modules = {"launch": types.SimpleNamespace(LaunchDescription=lambda entities: list(entities)),
-               "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=Recorder, OpaqueFunction=Recorder),
+               "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=Recorder, OpaqueFunction=Recorder,
+                                                       EmitEvent=Recorder, RegisterEventHandler=Recorder),
+               "launch.events": types.SimpleNamespace(matches_action=lambda action: ("matches", action)),
                "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
                "launch_ros": types.SimpleNamespace(),
-               "launch_ros.actions": types.SimpleNamespace(Node=Recorder),
+               "launch_ros.actions": types.SimpleNamespace(Node=Recorder, LifecycleNode=Recorder),
+               "launch_ros.event_handlers": types.SimpleNamespace(OnStateTransition=Recorder),
+               "launch_ros.events": types.SimpleNamespace(),
+               "launch_ros.events.lifecycle": types.SimpleNamespace(ChangeState=Recorder),
                "launch_ros.substitutions": types.SimpleNamespace(FindPackageShare=FindPackageShare)}
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -119,6 +124,24 @@ def test_the_launch_file_defaults_to_the_installed_parameter_file(workspace: Pat
     assert node.kwargs["namespace"] == "cam0" and node.kwargs["name"] == "psfusion"
     assert overrides == {"checkpoint": "/models/best_model.pth"}
     assert ("rgb/image_raw", declared["rgb_topic"]) in node.kwargs["remappings"]
+    assert node.kwargs["executable"] == "psfusion_node"
+
+    # lifecycle:=true: the managed node, configured at launch and activated once inactive (autostart, the default)
+    from lifecycle_msgs.msg import Transition
+
+    LaunchConfiguration.values = dict(declared, lifecycle="true", rgb_transport="compressed")
+    managed, on_inactive, configure = entities[-1].kwargs["function"](None)
+    assert managed.kwargs["executable"] == "psfusion_lifecycle_node" and managed.kwargs["name"] == "psfusion"
+    assert managed.kwargs["parameters"][1] == {"rgb.transport": "compressed"}
+    assert configure.kwargs["event"].kwargs == {"lifecycle_node_matcher": ("matches", managed),
+                                               "transition_id": Transition.TRANSITION_CONFIGURE}
+    handler = on_inactive.args[0].kwargs
+    assert handler["target_lifecycle_node"] is managed and handler["goal_state"] == "inactive"
+    assert handler["start_state"] == "configuring"  # not after a manager's deactivate
+    assert handler["entities"][0].kwargs["event"].kwargs["transition_id"] == Transition.TRANSITION_ACTIVATE
+    LaunchConfiguration.values = dict(declared, lifecycle="true", autostart="false")
+    (managed,) = entities[-1].kwargs["function"](None)  # a lifecycle manager drives it
+    assert managed.kwargs["executable"] == "psfusion_lifecycle_node"
 
 
 def test_the_installed_node_starts_and_answers(workspace: Path, tmp_path: Path) -> None:

@@ -12,18 +12,21 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "psfusion_ros"
 
-#: package → the packages of psfusion_ros it may import (besides itself, ``errors`` and ``constants``)
+#: package → the packages of psfusion_ros it may import (besides itself, ``errors`` and ``constants``). ``tools``
+#: (the console scripts) is the top: nothing imports it, ``python -m psfusion_ros.train`` included.
 ALLOWED = {
     "errors": set(),
     "constants": set(),
+    "cli": {"pipeline"},  # argparse types and the one-line error/exit-code wrapper every command line uses
     "io": set(),
     "model": set(),
     "metrics": set(),
     "pipeline": {"model"},
-    "train": {"model", "pipeline", "metrics", "io"},
-    "ros": {"io", "pipeline", "model"},
     "harness": {"io", "pipeline", "model"},
-    "tools": {"io", "pipeline", "model", "metrics", "harness", "train", "ros", "root"},
+    "evaluation": {"io", "pipeline", "model", "metrics", "harness"},
+    "train": {"model", "pipeline", "metrics", "io", "evaluation", "cli"},
+    "ros": {"io", "pipeline", "model"},
+    "tools": {"io", "pipeline", "model", "metrics", "harness", "evaluation", "train", "ros", "cli", "root"},
 }
 
 
@@ -49,8 +52,6 @@ def _imports(path: Path) -> set[str]:
 
 def _layer(module: str) -> str:
     parts = module.split(".")
-    if parts[-1] == "__main__":  # ``python -m psfusion_ros.<package>``: an entry point, like the console scripts
-        return "tools"
     return parts[1] if len(parts) > 1 else "root"
 
 
@@ -88,10 +89,19 @@ def test_no_import_cycles() -> None:
             visit(module, [])
 
 
-def test_rclpy_only_in_the_ros_layer_and_the_player() -> None:
+def test_nothing_below_the_tools_imports_them() -> None:
+    """The console scripts are thin: no library module (evaluation, train, ``__main__`` entry points) needs one."""
+    modules = _modules()
+    users = sorted(m for m, p in modules.items() if _layer(m) != "tools"
+                   and any(_layer(i) == "tools" for i in _imports(p) if i in modules))
+    assert not users, users
+
+
+def test_rclpy_only_in_the_ros_layer_and_the_players() -> None:
     users = sorted(m for m, p in _modules().items() if "rclpy" in {n.split(".")[0] for n in _external(p)})
-    assert all(m.startswith(("psfusion_ros.ros.", "psfusion_ros.harness.drive_player", "psfusion_ros.tools."))
-               for m in users), users
+    assert all(m.startswith(("psfusion_ros.ros.", "psfusion_ros.harness.drive_player",
+                             "psfusion_ros.harness.bag_player", "psfusion_ros.evaluation.live",
+                             "psfusion_ros.tools.")) for m in users), users
 
 
 def _external(path: Path) -> set[str]:

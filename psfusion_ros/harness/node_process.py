@@ -12,17 +12,19 @@ from pathlib import Path
 from psfusion_ros.pipeline.parameters import default_params_file
 
 
-def node_executable() -> str:
-    beside = Path(sys.executable).parent / "psfusion_node"
-    return str(beside) if beside.exists() else (shutil.which("psfusion_node") or "psfusion_node")
+def node_executable(name: str = "psfusion_node") -> str:
+    """``psfusion_node`` (or ``psfusion_lifecycle_node``) of this environment."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
 class NodeProcess:
     """``psfusion_node --ros-args --params-file config/psfusion.yaml -p key:=value ...``"""
 
     def __init__(self, overrides: dict[str, object], log: Path, params_file: Path | None = None,
-                 env: dict[str, str] | None = None, ros_args: list[str] | None = None) -> None:
-        args = [node_executable(), "--ros-args", "--params-file", str(params_file or default_params_file())]
+                 env: dict[str, str] | None = None, ros_args: list[str] | None = None,
+                 executable: str = "psfusion_node") -> None:
+        args = [node_executable(executable), "--ros-args", "--params-file", str(params_file or default_params_file())]
         for key, value in overrides.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ["-p", f"{key}:={text}"]

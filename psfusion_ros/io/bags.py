@@ -16,10 +16,14 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from psfusion_ros.errors import DataError, one_line
+from psfusion_ros.io.compressed import encode_compressed
 from psfusion_ros.io.image_codec import image_fields, stamp_ns
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+#: what an image topic may hold: raw, or image_transport's compressed (decoded by the same decoders)
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 _T = TYPESTORE.types
@@ -39,6 +43,17 @@ def image_message(pixels: np.ndarray, encoding: str, hdr: Any) -> Any:
     fields = image_fields(pixels, encoding)
     fields["data"] = np.frombuffer(fields["data"], np.uint8)
     return _T[IMAGE](header=hdr, **fields)
+
+
+def compressed_image_message(pixels: np.ndarray, codec: str, hdr: Any, jpeg_quality: int = 95) -> Any:
+    """A CompressedImage as image_transport's compressed publisher writes it (JPEG colour, PNG 8/16-bit)."""
+    fmt, data = encode_compressed(pixels, codec, jpeg_quality=jpeg_quality)
+    return _T[COMPRESSED_IMAGE](header=hdr, format=fmt, data=np.frombuffer(data, np.uint8))
+
+
+def transport_of(msgtype: str) -> str:
+    """image_transport's name for what a topic of this type carries."""
+    return "compressed" if msgtype == COMPRESSED_IMAGE else "raw"
 
 
 def camera_info_message(width: int, height: int, hdr: Any, fov_deg: float = 50.0) -> Any:
@@ -111,13 +126,13 @@ class BagReader:
             out[c.topic] = (msgtype, count + c.msgcount)
         return out
 
-    def check_topics(self, topics: list[str], msgtypes: tuple[str, ...] = (IMAGE,)) -> None:
+    def check_topics(self, topics: list[str], msgtypes: tuple[str, ...] = IMAGE_TYPES) -> None:
         """Each topic is in the bag with one of ``msgtypes``; else one line naming what the bag has instead."""
         available = self.topics()
         for topic in topics:
             if topic not in available:
                 images = [t for t, (mt, _) in available.items() if mt in msgtypes]
-                what = "image" if msgtypes == (IMAGE,) else " or ".join(msgtypes)
+                what = "image" if msgtypes == IMAGE_TYPES else " or ".join(msgtypes)
                 raise DataError(f"{self.path}: no topic {topic}; {what} topics in the bag: "
                                 f"{', '.join(images) or 'none'}")
             if available[topic][0] not in msgtypes:

@@ -2,7 +2,8 @@
 
 Decoding returns views of the message buffer whenever the layout allows (no copy), honours ``step``
 padding and ``is_bigendian``, and raises :class:`ImageDecodeError` with a one-line reason for anything
-malformed. :func:`decode_rgb` and :func:`decode_thermal` are the only entry points the node and the tools use:
+malformed. :func:`decode_rgb` and :func:`decode_thermal` are the only entry points the node and the tools use (a
+CompressedImage goes to :mod:`psfusion_ros.io.compressed` and comes back as the same frames):
 whatever a message holds, they return pixels or raise that error, never anything else (a fuzz test holds
 them to it). No rclpy and no torch here, so offline tools use the same code and it imports fast.
 """
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 
 from psfusion_ros.errors import ImageDecodeError
+from psfusion_ros.io.compressed import byte_buffer, compressed_rgb, compressed_thermal, is_compressed
 
 # encoding → (dtype, channels)
 _LAYOUTS: dict[str, tuple[str, int]] = {
@@ -57,7 +59,7 @@ def decode_image(msg: Any) -> np.ndarray:
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ImageDecodeError(f"step {step} is smaller than a {width}-pixel {encoding} row ({row_bytes} bytes)")
-    buffer = _byte_buffer(msg.data)
+    buffer = byte_buffer(msg.data)
     needed = step * (height - 1) + row_bytes
     if buffer.size < needed:
         raise ImageDecodeError(
@@ -74,31 +76,22 @@ def decode_image(msg: Any) -> np.ndarray:
     return pixels
 
 
-def _byte_buffer(data: Any) -> np.ndarray:
-    """The message's bytes as a flat uint8 array (bytes, array.array('B'), numpy or a list of ints)."""
-    if isinstance(data, np.ndarray):  # rosbags: zero-copy when already contiguous
-        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-    try:
-        return np.frombuffer(data, np.uint8)
-    except TypeError:
-        try:
-            return np.asarray(data, dtype=np.uint8).reshape(-1)
-        except (TypeError, ValueError, OverflowError):
-            raise ImageDecodeError(f"data is not a byte buffer ({type(data).__name__})") from None
-
-
 def decode_rgb(msg: Any) -> np.ndarray:
-    """A visible camera message as contiguous (H, W, 3) uint8 RGB, or :class:`ImageDecodeError`."""
-    return _convert(msg, to_rgb)
+    """A visible camera message (Image or CompressedImage) as contiguous (H, W, 3) uint8 RGB, or
+    :class:`ImageDecodeError`."""
+    return _convert(msg, to_rgb, compressed_rgb)
 
 
 def decode_thermal(msg: Any) -> np.ndarray:
-    """A thermal camera message as (H, W) uint8, uint16 or float32, or :class:`ImageDecodeError`."""
-    return _convert(msg, to_thermal)
+    """A thermal camera message (Image or CompressedImage) as (H, W) uint8, uint16 or float32, or
+    :class:`ImageDecodeError`."""
+    return _convert(msg, to_thermal, compressed_thermal)
 
 
-def _convert(msg: Any, convert: Any) -> np.ndarray:
+def _convert(msg: Any, convert: Any, compressed: Any) -> np.ndarray:
     try:
+        if is_compressed(msg):
+            return compressed(msg)
         return convert(decode_image(msg), str(msg.encoding))
     except ImageDecodeError:
         raise

@@ -189,12 +189,16 @@ class PipelineConfig:
 class NodeConfig:
     """What only the live node uses: subscriptions, optional outputs, diagnostics."""
 
+    thermal_transport: str = "raw"
+    rgb_transport: str = "raw"
     qos_reliability: str = "best_effort"
     qos_depth: int = 5
     publish_color: bool = True
     publish_overlay: bool = False
     publish_overlay_alpha: float = 0.5
     publish_camera_info: bool = True
+    publish_compressed: bool = True
+    publish_jpeg_quality: int = 90
     rgb_frame_id: str = ""
     diagnostics_period: float = 1.0
     diagnostics_stale_timeout: float = 1.0
@@ -212,7 +216,9 @@ class NodeConfig:
 
 
 def _node_param(field_name: str) -> str:
-    """``qos_depth`` → ``qos.depth``; ``rgb_frame_id`` stays."""
+    """``qos_depth`` → ``qos.depth``, ``rgb_transport`` → ``rgb.transport``; ``rgb_frame_id`` stays."""
+    if field_name.endswith("_transport"):
+        return field_name.replace("_", ".", 1)
     for section in ("qos", "publish", "diagnostics", "registration"):
         if field_name.startswith(section + "_"):
             return f"{section}.{field_name[len(section) + 1:]}"

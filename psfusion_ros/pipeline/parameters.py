@@ -27,6 +27,8 @@ REGISTRATION_MODES = ("identity", "homography", "camera_info")
 THERMAL_MODES = ("none", "minmax", "percentile", "fixed")
 RELIABILITIES = ("best_effort", "reliable")
 REFINE_MODES = ("off", "auto")
+#: image_transport's names: raw sensor_msgs/Image on the base topic, CompressedImage on ``<base>/compressed``
+TRANSPORTS = ("raw", "compressed")
 #: Largest network side: 2048x2048 already needs ~20 GB of activations in fp32.
 MAX_NETWORK_SIDE = 2048
 IDENTITY_3X3 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -127,6 +129,10 @@ PARAMS: tuple[Param, ...] = (
     Param("thermal.invert", False, "invert (black-hot cameras)", dynamic=True),
     Param("thermal.normalize_8bit", False, "also stretch mono8 thermal (usually already AGC'd by the camera)",
           dynamic=True),
+    Param("thermal.transport", "raw", "raw: thermal/image_raw (Image); compressed: thermal/image_raw/compressed "
+          "(image_transport's PNG/JPEG)", TRANSPORTS),
+    Param("rgb.transport", "raw", "raw: rgb/image_raw (Image); compressed: rgb/image_raw/compressed (JPEG/PNG)",
+          TRANSPORTS),
     Param("qos.reliability", "best_effort", "subscriber reliability; best_effort accepts every publisher",
           RELIABILITIES),
     Param("qos.depth", 5, "subscriber queue depth", low=1, high=1000),
@@ -135,6 +141,9 @@ PARAMS: tuple[Param, ...] = (
           dynamic=True),
     Param("publish.overlay_alpha", 0.5, "weight of the mask in fused/overlay", low=0.0, high=1.0, dynamic=True),
     Param("publish.camera_info", True, "republish the RGB camera_info as fused/camera_info", dynamic=True),
+    Param("publish.compressed", True, "also publish fused/image/compressed (JPEG) and segmentation/color/compressed "
+          "(PNG), encoded only while subscribed", dynamic=True),
+    Param("publish.jpeg_quality", 90, "JPEG quality of fused/image/compressed", low=1, high=100, dynamic=True),
     Param("rgb_frame_id", "", "frame_id for outputs when the RGB driver leaves it empty", dynamic=True),
     Param("diagnostics.period", 1.0, "seconds between /diagnostics messages", low=0.1, high=60.0, dynamic=True),
     Param("diagnostics.stale_timeout", 1.0, "seconds without messages (or without a fused pair while both cameras "

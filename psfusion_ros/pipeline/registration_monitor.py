@@ -93,6 +93,9 @@ class RegistrationMonitor:
 
     # -- the thread ---------------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start (or, after :meth:`stop`, restart) the checking thread."""
+        self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._run, name="psfusion-registration-monitor", daemon=True)
         self._thread.start()
 

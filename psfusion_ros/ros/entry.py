@@ -33,7 +33,7 @@ def _non_ros_args(argv: list[str]) -> list[str]:
     return out
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None, lifecycle: bool = False) -> int:
     stop = StopSignals()
     argv = list(sys.argv[1:] if args is None else args)
     extra = _non_ros_args(argv)
@@ -53,13 +53,23 @@ def main(args: list[str] | None = None) -> int:
     try:
         from psfusion_ros.ros.node import run  # phase "importing": a signal is recorded, not raised
 
+        node_class = None
+        if lifecycle:
+            from psfusion_ros.ros import lifecycle_node
+
+            node_class = lifecycle_node.PSFusionLifecycleNode
         if stop.requested.is_set():
             print(f"{PROG}: interrupted while starting; stopped cleanly", file=sys.stderr)
             return 0
         stop.phase = "starting"
-        return run(argv, stop)
+        return run(argv, stop, node_class)
     finally:
         stop.ignore_from_now()  # through the interpreter's exit: see psfusion_ros.ros.signals
+
+
+def lifecycle_main() -> int:
+    """``psfusion_lifecycle_node``: the managed variant (see :mod:`psfusion_ros.ros.lifecycle_node`)."""
+    return main(lifecycle=True)
 
 
 if __name__ == "__main__":

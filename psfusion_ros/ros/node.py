@@ -26,15 +26,16 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from psfusion_ros.errors import ConfigError, EngineError, FrameError, ImageDecodeError, PSFusionError, one_line
+from psfusion_ros.io.compressed import encode_compressed
 from psfusion_ros.io.image_codec import decode_rgb, decode_thermal, fill_image, stamp_ns
 from psfusion_ros.pipeline.builder import build_pipeline
 from psfusion_ros.pipeline.color import colorize
 from psfusion_ros.pipeline.config import NodeConfig, PipelineConfig
 from psfusion_ros.pipeline.fusion_pipeline import FusionResult
-from psfusion_ros.pipeline.health import ERROR, WARN, HealthMonitor
+from psfusion_ros.pipeline.health import ERROR, OK, WARN, HealthMonitor, Snapshot
 from psfusion_ros.pipeline.mailbox import LatestMailbox
 from psfusion_ros.pipeline.pair import INPUT_NAMES, RGB, THERMAL, StampedFrame, SyncedPair
 from psfusion_ros.pipeline.parameters import NODE_NAME
@@ -65,11 +66,39 @@ def guarded(method: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-class PSFusionNode(Node):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
+class FusionNodeBase:
+    """What the plain and the managed (lifecycle) node share; mixed in before rclpy's Node / LifecycleNode.
+
+    The steps follow the managed-node states: :meth:`_declare` (construction), :meth:`_configure` (weights loaded,
+    engine built and warmed), :meth:`_activate` (subscriptions live), :meth:`_deactivate` (inputs closed, engine
+    kept) and :meth:`_cleanup` (engine and its memory released). The plain node runs the first three at start-up.
+    """
+
+    pipeline: Any = None
+
+    def _declare(self) -> None:
+        """Parameters (a typo or a wrong type: ConfigError), diagnostics and live-parameter callbacks."""
         self._log_times: dict[str, float] = {}
         self.values = declare_parameters(self)  # ConfigError: the caller prints one line
+        self.options = NodeConfig.from_params(self.values)
+        self.health = HealthMonitor(INPUT_NAMES, self.options.diagnostics_stale_timeout,
+                                    self.options.diagnostics_expected_rate)
+        self.pipeline = None
+        self.state_text = "unconfigured"
+        self.failure = ""  # why the last transition failed (diagnostics ERROR until the next success)
+        self._active = False
+        self._input_subs: list[Any] = []
+        self._encoded = 0  # compressed images encoded: stays 0 while nobody subscribes to them
+        self._pending: dict[str, Any] = {}
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.options.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+    def _configure(self) -> None:
+        """Check the parameters together, load the weights, build and warm the engine. Raises PSFusionError."""
         self.config = PipelineConfig.from_params(self.values)
         self.options = NodeConfig.from_params(self.values)
         self.health = HealthMonitor(INPUT_NAMES, self.options.diagnostics_stale_timeout,
@@ -80,60 +109,89 @@ class PSFusionNode(Node):
             self.get_logger().error(f"engine fallback: {self.pipeline.fallback}")
         if not self.config.checkpoint:
             self.get_logger().warn("no checkpoint: running seeded UNTRAINED weights (allow_untrained=true)")
-
-        self.monitor = RegistrationMonitor(self.options.registration_check_period, self.options.registration_warn_px,
-                                           self.options.registration_refine, self.options.registration_monitor,
+        o = self.options
+        self.monitor = RegistrationMonitor(o.registration_check_period, o.registration_warn_px,
+                                           o.registration_refine, o.registration_monitor,
                                            apply=self._apply_refinement, log=self.get_logger().info, isolated=True)
         self.sync = ApproximateTimeSync(2, self.config.sync.queue_size, self.config.sync.max_interval_ns)
         self._sync_lock = threading.Lock()
         self.mailbox: LatestMailbox[SyncedPair] = LatestMailbox()
         self._camera_info: dict[int, CameraInfo] = {}
-        self._pending: dict[str, Any] = {}
-
-        o = self.options
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=o.qos_depth,
-                         reliability=ReliabilityPolicy.BEST_EFFORT if o.qos_reliability == "best_effort"
-                         else ReliabilityPolicy.RELIABLE)
-        for index, topic in ((THERMAL, "thermal/image_raw"), (RGB, "rgb/image_raw")):
-            self.create_subscription(Image, topic, functools.partial(self._on_image, index), qos,
-                                     event_callbacks=self._qos_events(index, topic))
-        for index, topic in ((THERMAL, "thermal/camera_info"), (RGB, "rgb/camera_info")):
-            self.create_subscription(CameraInfo, topic, functools.partial(self._on_info, index), qos)
-
         self.pub_fused = self.create_publisher(Image, "fused/image", 5)
         self.pub_mask = self.create_publisher(Image, "segmentation/mask", 5)
         self._optional: dict[str, Any] = {}
         self._ensure_optional_publishers()
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(o.diagnostics_period, self._publish_diagnostics)
-        self.add_on_set_parameters_callback(self._check_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
 
-        self.health.started(time.monotonic())
         self._stopping = threading.Event()
         warmed = threading.Event()
         self._warm_up: list[float | BaseException] = []  # the worker's warm-up: seconds spent, or what failed
         self._worker = threading.Thread(target=self._work, args=(warmed,), name="psfusion-inference", daemon=True)
-        self._worker.start()
         try:
+            self._worker.start()  # inside: a signal can land in start() itself, with the thread already running
             warmed.wait()  # before spinning: the first pair is then as fast as the rest
             if isinstance(self._warm_up[0], BaseException):
                 raise EngineError(f"the engine failed its first pass: {type(self._warm_up[0]).__name__}: "
                                   f"{one_line(self._warm_up[0])}")
             if self._warm_up[0]:
                 self.get_logger().info(f"engine warmed up in {self._warm_up[0]:.1f} s")
-            self.monitor.start()
         except BaseException:
             # a stop signal (or a failed warm-up) while the worker runs: let its pass finish and end it, or the
             # interpreter exits under a thread that is inside torch ("terminate called without an active
             # exception", SIGABRT)
-            self.close()
+            self._cleanup()
             raise
-        weights = self.config.checkpoint or "UNTRAINED seeded weights"
-        self.get_logger().info(
-            f"ready: checkpoint {weights}; {self.config.summary()} [{self.pipeline.device}]; "
-            f"QoS {o.qos_reliability} depth {o.qos_depth}; subscribed to "
-            f"{self.resolve_topic_name('thermal/image_raw')} and {self.resolve_topic_name('rgb/image_raw')}")
+        self.health.started(time.monotonic())
+
+    def _activate(self) -> None:
+        """Subscriptions live (raw or compressed per camera); the monitor starts checking."""
+        o = self.options
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=o.qos_depth,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if o.qos_reliability == "best_effort"
+                         else ReliabilityPolicy.RELIABLE)
+        self.input_topics = []
+        for index, base, transport in ((THERMAL, "thermal/image_raw", o.thermal_transport),
+                                       (RGB, "rgb/image_raw", o.rgb_transport)):
+            topic, msg_type = self._input_topic(base, transport)
+            self.input_topics.append(topic)
+            self._input_subs.append(self.create_subscription(
+                msg_type, topic, functools.partial(self._on_image, index), qos,
+                event_callbacks=self._qos_events(index, topic)))
+        for index, topic in ((THERMAL, "thermal/camera_info"), (RGB, "rgb/camera_info")):
+            self._input_subs.append(
+                self.create_subscription(CameraInfo, topic, functools.partial(self._on_info, index), qos))
+        self._active = True
+        self.health.started(time.monotonic())
+        self.monitor.start()
+
+    def _input_topic(self, base: str, transport: str) -> tuple[str, type]:
+        """image_transport's naming: the base topic resolved first (so a remap of the base applies), then
+        ``/compressed`` for the compressed transport."""
+        if transport == "compressed":
+            return self.resolve_topic_name(base) + "/compressed", CompressedImage
+        return base, Image
+
+    def _deactivate(self) -> None:
+        """Inputs closed, the pair in flight is not published; the engine stays warm."""
+        self._active = False
+        for sub in self._input_subs:
+            self.destroy_subscription(sub)
+        self._input_subs = []
+        if self.pipeline is not None:
+            self.monitor.stop()
+            self.mailbox.get(timeout=0)
+
+    def _cleanup(self) -> None:
+        """Stop the worker (waits for the frame in flight) and release the engine and the memory it held."""
+        self._deactivate()
+        self.close()
+        for pub in [getattr(self, "pub_fused", None), getattr(self, "pub_mask", None),
+                    *getattr(self, "_optional", {}).values()]:
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.pub_fused = self.pub_mask = None
+        self._optional = {}
+        self.pipeline = None
+        release_memory()
 
     # -- helpers ------------------------------------------------------------------------------------
     def warn_throttled(self, key: str, text: str, period_s: float = 5.0) -> None:
@@ -147,11 +205,17 @@ class PSFusionNode(Node):
         o = self.options
         for key, enabled, msg_type, topic in (("color", o.publish_color, Image, "segmentation/color"),
                                               ("overlay", o.publish_overlay, Image, "fused/overlay"),
-                                              ("info", o.publish_camera_info, CameraInfo, "fused/camera_info")):
+                                              ("info", o.publish_camera_info, CameraInfo, "fused/camera_info"),
+                                              ("fused_jpeg", o.publish_compressed, CompressedImage,
+                                               self.resolve_topic_name("fused/image") + "/compressed"),
+                                              ("color_png", o.publish_compressed, CompressedImage,
+                                               self.resolve_topic_name("segmentation/color") + "/compressed")):
             if enabled and key not in self._optional:
                 self._optional[key] = self.create_publisher(msg_type, topic, 5)
 
     def _publisher(self, key: str, enabled: bool) -> Any:
+        """The optional output's publisher when enabled and (camera_info aside) someone subscribes: nothing is
+        computed or encoded for an output nobody reads."""
         pub = self._optional.get(key) if enabled else None
         return pub if pub is not None and (key == "info" or pub.get_subscription_count() > 0) else None
 
@@ -252,6 +316,8 @@ class PSFusionNode(Node):
                 self.health.event(WARN, note)
             if self._stopping.is_set() or not rclpy.ok(context=self.context):
                 break
+            if not self._active:  # deactivated while this pair was fused: a managed node publishes nothing
+                continue
             try:
                 self._publish(pair, result)
             except Exception as exc:  # noqa: BLE001 - a publish failure must not end the worker
@@ -268,6 +334,15 @@ class PSFusionNode(Node):
         if (pub := self._publisher("color", o.publish_color)) is not None:
             color = colorize(result.class_ids)
             pub.publish(fill_image(Image(header=header), color, "rgb8"))
+        if (pub := self._publisher("fused_jpeg", o.publish_compressed)) is not None:
+            fmt, data = encode_compressed(result.fused, "jpeg", jpeg_quality=o.publish_jpeg_quality)
+            pub.publish(CompressedImage(header=header, format=fmt, data=data))
+            self._encoded += 1
+        if (pub := self._publisher("color_png", o.publish_compressed)) is not None:
+            color = colorize(result.class_ids) if color is None else color
+            fmt, data = encode_compressed(color, "png")
+            pub.publish(CompressedImage(header=header, format=fmt, data=data))
+            self._encoded += 1
         if (pub := self._publisher("overlay", o.publish_overlay)) is not None:
             color = colorize(result.class_ids) if color is None else color
             alpha = o.publish_overlay_alpha
@@ -285,6 +360,12 @@ class PSFusionNode(Node):
     # -- diagnostics --------------------------------------------------------------------------------
     @guarded
     def _publish_diagnostics(self) -> None:
+        name = self.get_fully_qualified_name().lstrip("/")  # cam0/psfusion when one node runs per camera pair
+        if self.pipeline is None:  # a managed node before configure or after cleanup
+            level, text = (ERROR, self.failure) if self.failure else (OK, f"{self.state_text}: not fusing")
+            snap = Snapshot(level, text, {"lifecycle state": self.state_text})
+            self.pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{name}: fusion", "", snap))
+            return
         with self._sync_lock:
             stats, pending = self.sync.stats, self.sync.pending()
         p = self.pipeline
@@ -301,6 +382,8 @@ class PSFusionNode(Node):
             "network size": f"{p.network_size[0]}x{p.network_size[1]}" if p.network_size else "per frame",
             "checkpoint": self.config.checkpoint or "untrained",
             "thermal range": _range_text(p.thermal.current_range, self.config.thermal.mode),
+            "compressed images encoded": str(self._encoded),
+            "lifecycle state": self.state_text,
             **self.monitor.values(),
         }
         condition = self.monitor.condition()
@@ -309,7 +392,9 @@ class PSFusionNode(Node):
         else:
             self.health.set_condition("registration", *condition)
         snap = self.health.snapshot(time.monotonic(), extra)
-        name = self.get_fully_qualified_name().lstrip("/")  # cam0/psfusion when one node runs per camera pair
+        if not self._active:
+            snap = Snapshot(max(snap.level, ERROR if self.failure else OK),
+                            self.failure or f"{self.state_text}: not fusing", snap.values)
         self.pub_diag.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{name}: fusion",
                                                str(p.device), snap))
 
@@ -324,6 +409,9 @@ class PSFusionNode(Node):
                     return SetParametersResult(successful=False, reason=reason)
                 changes[parameter.name] = value
             values = {**self.values, **changes}
+            if self.pipeline is None:  # not configured: checked together at configure
+                self._pending = {"values": values}
+                return SetParametersResult(successful=True)
             config = self.config.with_params(changes)
             options = NodeConfig.from_params(values)
             registration = None
@@ -342,6 +430,9 @@ class PSFusionNode(Node):
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
         pending, self._pending = self._pending, {}
         if not pending:
+            return
+        if "config" not in pending:
+            self.values = pending["values"]
             return
         old, config, options = self.config, pending["config"], pending["options"]
         if config.thermal != old.thermal:
@@ -375,11 +466,57 @@ class PSFusionNode(Node):
         self.pipeline.registration = refined
 
     def close(self) -> None:
-        """Stop the worker (waits for the frame in flight)."""
-        self.monitor.stop()
-        self._stopping.set()
-        self.mailbox.close()
-        self._worker.join(timeout=60.0)
+        """Stop the worker (waits for the frame in flight), then let the engine release what it holds (TensorRT:
+        the CUDA-graph mode). Idempotent."""
+        if self._worker is not None:
+            self.monitor.stop()
+            self._stopping.set()
+            self.mailbox.close()
+            if self._worker.ident is not None:  # started
+                self._worker.join(timeout=60.0)
+            self._worker = None
+        engine_close = getattr(getattr(self.pipeline, "engine", None), "close", None)
+        if callable(engine_close):
+            engine_close()
+
+
+class PSFusionNode(FusionNodeBase, Node):
+    """The plain node: configured and active from construction to shutdown."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        try:
+            self._activate()
+        except BaseException:
+            self._cleanup()
+            raise
+        self.state_text = "active"
+        self.get_logger().info(ready_line(self))
+
+
+def ready_line(node: FusionNodeBase) -> str:
+    o, config = node.options, node.config
+    weights = config.checkpoint or "UNTRAINED seeded weights"
+    return (f"ready: checkpoint {weights}; {config.summary()} [{node.pipeline.device}]; "
+            f"QoS {o.qos_reliability} depth {o.qos_depth}; subscribed to "
+            f"{node.resolve_topic_name(node.input_topics[0])} and {node.resolve_topic_name(node.input_topics[1])}")
+
+
+def release_memory() -> None:
+    """Give freed engine memory back: Python objects, CUDA's cache, and glibc's heap (RSS falls only then)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _range_text(value_range: tuple[float, float] | None, mode: str) -> str:
@@ -389,8 +526,9 @@ def _range_text(value_range: tuple[float, float] | None, mode: str) -> str:
     return f"{mode}: {value_range[0]:.6g} .. {value_range[1]:.6g}"
 
 
-def run(args: list[str], stop: StopSignals) -> int:
-    """Start, spin until a stop signal, shut down in order; exit codes: 0 stopped, 2 bad configuration."""
+def run(args: list[str], stop: StopSignals, node_class: type | None = None) -> int:
+    """Start, spin until a stop signal (or a managed node's shutdown transition), shut down in order; exit codes:
+    0 stopped, 2 bad configuration."""
     node = None
     context = rclpy.Context()
     code = 0
@@ -403,11 +541,12 @@ def run(args: list[str], stop: StopSignals) -> int:
         print(f"{PROG}: error: invalid ROS arguments: {one_line(exc).split(', at /')[0]}", file=sys.stderr)
         return 2
     try:
-        node = PSFusionNode(context=context)
+        node = (node_class or PSFusionNode)(context=context)
         stop.phase = "running"
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        while not stop.requested.is_set() and context.ok():
+        finalized = getattr(node, "finalized", threading.Event())
+        while not stop.requested.is_set() and context.ok() and not finalized.is_set():
             executor.spin_once(timeout_sec=0.1)
         stop.phase = "stopping"
         node.close()

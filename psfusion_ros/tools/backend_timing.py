@@ -54,7 +54,8 @@ def _candidate(backend: str, precision: str, model: PSFusion, device: torch.devi
         path = artifacts.get(("tensorrt", precision)) or workdir / f"bench_{precision}.ep"
         if not Path(path).exists():
             tensorrt.export_program(model, precision, size, device, path)
-        return tensorrt.TensorRTEngine(tensorrt.load_program(path), device, precision, model.num_classes)
+        return tensorrt.TensorRTEngine(tensorrt.load_program(path), device, precision, model.num_classes,
+                                       cudagraphs=True, runtime=tensorrt.import_torch_tensorrt().runtime)
     if backend == "onnxruntime":
         if precision != "fp32":
             raise ConfigError("onnxruntime runs the fp32 ONNX export")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from psfusion_ros.cli import existing_file, run_cli
 from psfusion_ros.errors import ConfigError
 from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_frame, thermal_counts
 from psfusion_ros.io.json_files import dumps, write_json
@@ -37,7 +38,6 @@ from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
 from psfusion_ros.tools import registration_baselines, registration_bench
 from psfusion_ros.tools.backend_timing import BENCH_BACKENDS, print_backends, run_backends
-from psfusion_ros.tools.cli import existing_file, run_cli
 
 NETWORK_STAGES = ("inference", "argmax")
 

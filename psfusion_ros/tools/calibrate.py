@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from psfusion_ros.cli import existing_dir, existing_file, positive_int, run_cli
 from psfusion_ros.errors import DataError
 from psfusion_ros.io.bags import BagReader
 from psfusion_ros.io.image_files import matched_names, read_image, read_thermal_image, write_image
@@ -34,7 +35,6 @@ from psfusion_ros.pipeline.registration import Registration
 from psfusion_ros.pipeline.registration_features import unit_gray
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
 from psfusion_ros.pipeline.thermal import ThermalNormalizer
-from psfusion_ros.tools.cli import existing_dir, existing_file, positive_int, run_cli
 
 #: Pairs a recording or folder contributes by default (spread over it): more scenes, more evidence.
 DEFAULT_PAIRS = 12
@@ -86,7 +86,7 @@ def folder_pairs(ir_dir: str, vi_dir: str, count: int) -> tuple[list[np.ndarray]
 
 def bag_pairs(args: argparse.Namespace, count: int) -> tuple[list[np.ndarray], list[np.ndarray], str]:
     """Pairs of a recording, paired and normalized as the node does, one per slot of the drive's span."""
-    from psfusion_ros.tools.evaluate import Accumulator, bag_items
+    from psfusion_ros.evaluation.sources import Accumulator, BagSource, bag_items
 
     config = PipelineConfig.from_yaml(args.params_file or default_params_file())
     normalizer = ThermalNormalizer(config.thermal)
@@ -95,8 +95,7 @@ def bag_pairs(args: argparse.Namespace, count: int) -> tuple[list[np.ndarray], l
         start, end = reader.span_ns  # log times: the recorder's clock, whatever the cameras stamp
         slot_ns = max((end - start) / count, 1.0)
         chosen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        source = argparse.Namespace(thermal_topic=args.thermal_topic, rgb_topic=args.rgb_topic, label_topic=None,
-                                    limit=0)
+        source = BagSource(args.thermal_topic, args.rgb_topic, label_topic="")
         sync = ApproximateTimeSync(2, config.sync.queue_size, config.sync.max_interval_ns)
         seen = 0
         for item in tqdm(bag_items(reader, source, config, Accumulator(), sync), desc="pairs", unit="pair"):

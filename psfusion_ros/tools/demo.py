@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from psfusion_ros import __version__
+from psfusion_ros.cli import positive_float, positive_int, run_cli
 from psfusion_ros.constants import MSRS_CLASSES
 from psfusion_ros.errors import DataError, PSFusionError
 from psfusion_ros.harness.synthetic import CAR, PERSON, SceneFrame, node_thermal_uint8, synthetic_frame
@@ -43,7 +44,6 @@ from psfusion_ros.pipeline.registration import Registration
 from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.thermal import ThermalNormalizer
 from psfusion_ros.tools.calibrate import registration_overlay
-from psfusion_ros.tools.cli import positive_float, positive_int, run_cli
 from psfusion_ros.tools.demo_weights import demo_weights
 from psfusion_ros.tools.fuse import fuse_folders
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from psfusion_ros.cli import existing_file, network_size_arg, run_cli
 from psfusion_ros.errors import ConfigError, EngineError, PSFusionError, one_line
 from psfusion_ros.io.json_files import write_json
 from psfusion_ros.model.inference import InferenceGraph
@@ -37,7 +38,6 @@ from psfusion_ros.pipeline.engines.artifact import checkpoint_sha256, environmen
 from psfusion_ros.pipeline.engines.base import InferenceOutput, agreement, check_precision, resolve_device
 from psfusion_ros.pipeline.parameters import DEVICES, PRECISIONS, default_params_file
 from psfusion_ros.tools.backend_timing import print_backends, run_backends, validation_pair
-from psfusion_ros.tools.cli import existing_file, network_size_arg, run_cli
 
 EXPORT_BACKENDS = ("compile", "tensorrt", "onnx")
 SUFFIXES = {"compile": ".pt2", "tensorrt": ".ep", "onnx": ".onnx"}
@@ -56,7 +56,7 @@ def _load_artifact(backend: str, path: Path, device: torch.device, num_classes: 
     if backend == "compile":
         module = compiled.load_package(path)
     elif backend == "tensorrt":
-        module = tensorrt.load_program(path, cudagraphs=False)
+        module = tensorrt.load_program(path)
     else:
         engine = onnx.OnnxRuntimeEngine(path, device, num_classes)
         return lambda vi, ir: engine(vi, ir)

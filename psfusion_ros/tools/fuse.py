@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from psfusion_ros.cli import add_pipeline_args, config_from_args, existing_dir, positive_int, run_cli
 from psfusion_ros.errors import DataError, PSFusionError
 from psfusion_ros.io.image_files import matched_names, read_image, write_image
 from psfusion_ros.pipeline.builder import build_pipeline
 from psfusion_ros.pipeline.color import colorize
 from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.pipeline.fusion_pipeline import FusionPipeline, FusionResult
-from psfusion_ros.tools.cli import add_pipeline_args, config_from_args, existing_dir, positive_int, run_cli
 
 
 @dataclass

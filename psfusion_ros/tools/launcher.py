@@ -15,7 +15,7 @@ import signal
 import sys
 from types import FrameType
 
-#: as psfusion_ros.tools.cli.EXIT_INTERRUPTED (not imported: that module loads the pipeline)
+#: as psfusion_ros.cli.EXIT_INTERRUPTED (not imported: that module loads the pipeline)
 EXIT_INTERRUPTED = 130
 
 
@@ -43,7 +43,7 @@ def evaluate() -> int:
 
 
 def train() -> int:
-    return _start("psfusion-train", "psfusion_ros.tools.train")
+    return _start("psfusion-train", "psfusion_ros.train.cli")
 
 
 def make_bag() -> int:

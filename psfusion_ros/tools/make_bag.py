@@ -2,7 +2,8 @@
 (``psfusion-bag play BAG``, see :mod:`psfusion_ros.tools.bag_play`).
 
 Pairs become two image topics with camera_info at a chosen rate, optionally with thermal timestamp jitter
-(as unsynchronized cameras have) and a label topic.
+(as unsynchronized cameras have) and a label topic. ``--compressed`` records them as drivers behind
+image_transport do: CompressedImage on ``<topic>/compressed``, RGB as JPEG and thermal as (16-bit) PNG.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from psfusion_ros.cli import EXIT_INTERRUPTED, existing_dir, run_cli
 from psfusion_ros.errors import DataError, PSFusionError
-from psfusion_ros.io.bags import BagWriter, camera_info_message, header, image_message
+from psfusion_ros.io.bags import BagWriter, camera_info_message, compressed_image_message, header, image_message
 from psfusion_ros.io.image_files import label_path, matched_names, read_image, read_label
-from psfusion_ros.tools.cli import EXIT_INTERRUPTED, existing_dir, run_cli
 
 START_NS = 1_700_000_000 * 1_000_000_000  # a fixed epoch so bags are reproducible
 
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label-topic", default="/labels/image")
     parser.add_argument("--thermal-encoding", default="mono8", choices=("mono8", "mono16"),
                         help="mono16 scales 8-bit grey to 16-bit counts (x257), like a raw camera")
+    parser.add_argument("--compressed", action="store_true", help="CompressedImage on <topic>/compressed: RGB as "
+                        "JPEG, thermal as PNG (lossless, 16-bit for mono16), as image_transport records them")
+    parser.add_argument("--jpeg-quality", type=int, default=95, choices=range(1, 101), metavar="1..100",
+                        help="JPEG quality with --compressed (default 95, image_transport's)")
     return parser
 
 
@@ -61,10 +66,17 @@ def _write_pair(bag: BagWriter, args: argparse.Namespace, name: str, k: int, rng
     if args.thermal_encoding == "mono16":
         ir = ir.astype(np.uint16) * 257
     rgb_hdr, ir_hdr = header(rgb_ns, "rgb_optical"), header(ir_ns, "thermal_optical")
-    bag.write(args.thermal_topic, image_message(ir, args.thermal_encoding, ir_hdr), ir_ns)
+    if args.compressed:
+        bag.write(args.thermal_topic + "/compressed", compressed_image_message(ir, "png", ir_hdr), ir_ns)
+    else:
+        bag.write(args.thermal_topic, image_message(ir, args.thermal_encoding, ir_hdr), ir_ns)
     bag.write(_frame_topic(args.thermal_topic, "camera_info"), camera_info_message(ir.shape[1], ir.shape[0], ir_hdr),
               ir_ns)
-    bag.write(args.rgb_topic, image_message(vi, "rgb8", rgb_hdr), rgb_ns)
+    if args.compressed:
+        bag.write(args.rgb_topic + "/compressed", compressed_image_message(vi, "jpeg", rgb_hdr, args.jpeg_quality),
+                  rgb_ns)
+    else:
+        bag.write(args.rgb_topic, image_message(vi, "rgb8", rgb_hdr), rgb_ns)
     bag.write(_frame_topic(args.rgb_topic, "camera_info"), camera_info_message(vi.shape[1], vi.shape[0], rgb_hdr),
               rgb_ns)
     if label is not None:
@@ -105,7 +117,8 @@ def create(argv: list[str] | None) -> int:
                 interrupted = True
                 print(f"psfusion-bag: interrupted after {written} pairs; the bag is closed and valid", file=sys.stderr)
         note = f" ({len(unmatched)} unmatched files ignored)" if unmatched else ""
-        print(f"psfusion-bag: wrote {written} pairs ({bag.count} messages) at {args.rate:g} Hz to {args.out} "
+        kind = " compressed (JPEG RGB, PNG thermal)" if args.compressed else ""
+        print(f"psfusion-bag: wrote {written}{kind} pairs ({bag.count} messages) at {args.rate:g} Hz to {args.out} "
               f"[{args.storage}]{note}" + (f"; {len(failed)} pairs skipped" if failed else ""))
         if not written and not interrupted:
             shutil.rmtree(out, ignore_errors=True)

@@ -2,6 +2,6 @@
 
 import sys
 
-from psfusion_ros.tools.train import main
+from psfusion_ros.train.cli import main
 
 sys.exit(main())

@@ -1,7 +1,7 @@
 """Training data: the MSRS layout with labels, or plain ``vi/`` + ``ir/`` pairs for fusion-only training.
 
     DATAROOT/train/{vi,ir,label|Label|Segmentation_labels}/NAME.png   (+ optional bi/, bd/, mask/)
-    DATAROOT/test/{vi,ir,label}/NAME.png                              (evaluation, see tools/train.py)
+    DATAROOT/test/{vi,ir,label}/NAME.png                              (evaluation, see train/cli.py)
 
 The reference reads three extra targets from pre-processed folders; when a folder is absent its target is derived
 from the label image (:func:`derive_targets`), so any labelled set trains without pre-processing:

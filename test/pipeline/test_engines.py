@@ -190,17 +190,99 @@ def test_a_portable_tensorrt_program_may_run_on_another_ampere_gpu(tmp_path: Pat
 
 
 # -- TensorRT: everything around the parts that need a GPU ---------------------------------------------------------
-def test_tensorrt_settings_for_both_api_generations() -> None:
+#: ``torch_tensorrt.dynamo.compile``'s keyword parameters that matter here, name → line of its signature in
+#: ``py/torch_tensorrt/dynamo/_compiler.py`` at each release tag of pytorch/TensorRT (``git show TAG:path``; 2.14 is
+#: HEAD, version.txt 2.14.0a0). Also read there: ``dynamo/_defaults.py`` USE_EXPLICIT_TYPING = False in v2.8.0 (:49),
+#: True in v2.10.0 (:49) and v2.12.0 (:52), gone from v2.13.0; under explicit typing ``compile`` raises unless
+#: ``enabled_precisions`` is fp32 (or fp4) alone (v2.8.0 :259-266, v2.10.0 :259-266, v2.12.0 :269-276), and its
+#: default {f32} passes; v2.8.0 ``dynamo/conversion/_TRTInterpreter.py:93-97`` builds a STRONGLY_TYPED network when
+#: the flag is set. ``torch_tensorrt.save`` takes ``arg_inputs`` in every one (``_compile.py`` v2.8.0 :585, v2.12.0
+#: :654, v2.13.0 :659, HEAD :697), ``retrace`` defaults to False in v2.8.0 (:587) and True from v2.12.0 (:656).
+COMPILE_SIGNATURES = {
+    (2, 8): {"arg_inputs": 398, "device": 400, "enabled_precisions": 404, "version_compatible": 420,
+             "hardware_compatible": 426, "cache_built_engines": 429, "reuse_cached_engines": 430,
+             "use_explicit_typing": 434, "immutable_weights": 438},
+    (2, 10): {"arg_inputs": 401, "device": 403, "enabled_precisions": 407, "version_compatible": 423,
+              "hardware_compatible": 429, "cache_built_engines": 432, "reuse_cached_engines": 433,
+              "use_explicit_typing": 437, "immutable_weights": 441},
+    (2, 12): {"arg_inputs": 430, "device": 432, "enabled_precisions": 436, "version_compatible": 452,
+              "hardware_compatible": 458, "cache_built_engines": 463, "reuse_cached_engines": 464,
+              "use_explicit_typing": 468, "immutable_weights": 472},
+    (2, 13): {"arg_inputs": 406, "device": 408, "version_compatible": 425, "hardware_compatible": 431,
+              "cache_built_engines": 434, "reuse_cached_engines": 435, "immutable_weights": 442},
+    (2, 14): {"arg_inputs": 438, "device": 440, "version_compatible": 458, "hardware_compatible": 464,
+              "cache_built_engines": 467, "reuse_cached_engines": 468, "immutable_weights": 475},
+}
+EXPECTED_KEYWORDS = {
+    (2, 8): {"ir", "arg_inputs", "device", "hardware_compatible", "version_compatible", "use_explicit_typing"},
+    (2, 10): {"ir", "arg_inputs", "device", "hardware_compatible", "version_compatible", "use_explicit_typing"},
+    (2, 12): {"ir", "arg_inputs", "device", "hardware_compatible", "version_compatible", "use_explicit_typing"},
+    (2, 13): {"ir", "arg_inputs", "device", "hardware_compatible", "version_compatible"},
+    (2, 14): {"ir", "arg_inputs", "device", "hardware_compatible", "version_compatible"},
+}
+
+
+@pytest.mark.parametrize("version", sorted(EXPECTED_KEYWORDS))
+def test_tensorrt_keywords_per_release(version: tuple[int, int]) -> None:
     inputs = [torch.zeros(1, 3, *NET), torch.zeros(1, 1, *NET)]
-    new = tensorrt.compile_settings((2, 14), "fp16", inputs, hardware_compatible=True, version_compatible=False)
-    assert new["arg_inputs"] is inputs and new["use_explicit_typing"] and "enabled_precisions" not in new
-    assert new["ir"] == "dynamo" and new["hardware_compatible"] and new["cache_built_engines"]
-    jetpack = tensorrt.compile_settings((2, 8), "fp16", inputs, False, True)
-    assert jetpack["inputs"] is inputs and jetpack["enabled_precisions"] == {torch.float16, torch.float32}
-    assert "use_explicit_typing" not in jetpack and jetpack["version_compatible"]
-    assert tensorrt.compile_settings((2, 8), "fp32", inputs, False, False)["enabled_precisions"] == {torch.float32}
+    device = torch.device("cuda", 1)
+    settings = tensorrt.compile_settings(version, inputs, device, hardware_compatible=True, version_compatible=False)
+    assert set(settings) == EXPECTED_KEYWORDS[version]
+    signature = COMPILE_SIGNATURES[version]
+    assert all(key in signature for key in settings if key != "ir"), set(settings) - set(signature)  # none swallowed
+    assert settings["ir"] == "dynamo" and settings["arg_inputs"] is inputs and settings["device"] == device
+    assert settings["hardware_compatible"] and not settings["version_compatible"]
+    assert "enabled_precisions" not in settings  # precision comes from the cast graph, never a hint list
+    if "use_explicit_typing" in settings:
+        assert settings["use_explicit_typing"] is True
+
+
+def test_tensorrt_releases_between_and_before_the_table() -> None:
+    inputs: list[torch.Tensor] = []
+    cpu = torch.device("cpu")
+    assert set(tensorrt.compile_settings((2, 9), inputs, cpu, False, False)) == EXPECTED_KEYWORDS[(2, 8)]
+    assert set(tensorrt.compile_settings((2, 11), inputs, cpu, False, False)) == EXPECTED_KEYWORDS[(2, 10)]
+    assert set(tensorrt.compile_settings((3, 0), inputs, cpu, False, False)) == EXPECTED_KEYWORDS[(2, 14)]
+    with pytest.raises(EngineError, match="older than 2.8"):
+        tensorrt.compile_settings((2, 7), inputs, cpu, False, False)
     fake = type("M", (), {"__version__": "2.14.0a0+cu130"})
     assert tensorrt.api_version(fake) == (2, 14)
+
+
+class _Graphs:
+    """Torch-TensorRT's ``enable_cudagraphs`` context manager as the engine sees it: enter returns the module to
+    run, exit switches the process-wide mode back (``runtime/_cudagraphs.py``)."""
+
+    log: list[str] = []
+
+    def __init__(self, module: object, fail: bool = False) -> None:
+        self.module, self.fail = module, fail
+
+    def __enter__(self) -> object:
+        self.log.append("enter")
+        if self.fail:
+            raise RuntimeError("dynamic output allocator")
+        return ("graphed", self.module)
+
+    def __exit__(self, *exc: object) -> None:
+        self.log.append("exit")
+
+
+def test_tensorrt_cuda_graphs_are_held_by_the_engine_and_released_by_close() -> None:
+    _Graphs.log = []
+    runtime = type("R", (), {"enable_cudagraphs": staticmethod(lambda m: _Graphs(m))})
+    engine = tensorrt.TensorRTEngine("program", torch.device("cpu"), "fp16", 9, cudagraphs=True, runtime=runtime)
+    assert engine.module == ("graphed", "program") and _Graphs.log == ["enter"] and not engine.cudagraphs_note
+    engine.close()
+    engine.close()  # idempotent: the mode is switched back once
+    assert _Graphs.log == ["enter", "exit"]
+    _Graphs.log = []
+    failing = type("R", (), {"enable_cudagraphs": staticmethod(lambda m: _Graphs(m, fail=True))})
+    engine = tensorrt.TensorRTEngine("program", torch.device("cpu"), "fp16", 9, cudagraphs=True, runtime=failing)
+    assert engine.module == "program" and "CUDA graphs off" in engine.cudagraphs_note
+    assert _Graphs.log == ["enter", "exit"]  # a failed capture does not leave whole-graph mode on
+    engine.close()
+    assert _Graphs.log == ["enter", "exit"]
 
 
 def test_without_torch_tensorrt_the_backend_is_a_one_line_error() -> None:

@@ -32,6 +32,7 @@ LIVE_VALUES: dict[str, object] = {
     "thermal.low_percentile": 2.0, "thermal.high_percentile": 98.0, "thermal.smoothing": 0.5,
     "thermal.invert": True, "thermal.normalize_8bit": True,
     "publish.color": False, "publish.overlay": True, "publish.overlay_alpha": 0.3, "publish.camera_info": False,
+    "publish.compressed": False, "publish.jpeg_quality": 75,
     "rgb_frame_id": "rgb_optical", "diagnostics.period": 0.5, "diagnostics.stale_timeout": 2.0,
     "diagnostics.expected_rate": 5.0,
 }

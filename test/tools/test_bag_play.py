@@ -114,3 +114,47 @@ def test_loop_resets_the_node_sync_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         if player is not None and player.poll() is None:
             player.kill()
         assert node.interrupt() == 0, node.output()
+
+
+def test_a_compressed_drive_fuses_live_through_the_player(tmp_path: Path) -> None:
+    """JPEG RGB + 16-bit PNG thermal on image_transport's …/compressed topics, played by ``psfusion-bag play`` into a
+    node with ``*.transport: compressed``: every published image is one of the drive's frames, none was dropped as
+    undecodable."""
+    from psfusion_ros.io.bags import compressed_image_message
+
+    rng = np.random.default_rng(1)
+    stamps = []
+    with BagWriter(tmp_path / "drive") as bag:
+        for k in range(8):
+            t = EPOCH_NS + k * 200_000_000
+            thermal = (20_000 + 3_000 * rng.random((48, 64))).astype(np.uint16)
+            rgb = (rng.random((64, 96, 3)) * 255).astype(np.uint8)
+            bag.write("/thermal/image_raw/compressed", compressed_image_message(thermal, "png", header(t, "th")), t)
+            bag.write("/rgb/image_raw/compressed", compressed_image_message(rgb, "jpeg", header(t, "rgb")), t)
+            stamps.append(t)
+    node = NodeProcess({"allow_untrained": True, "device": "cpu", "network_height": 64, "network_width": 96,
+                        "diagnostics.period": 0.3, "qos.reliability": "reliable", "thermal.transport": "compressed",
+                        "rgb.transport": "compressed"}, tmp_path / "node.log", PARAMS_FILE)
+    h = Harness(ReliabilityPolicy.RELIABLE)
+    player = None
+    try:
+        fused = h.record(Image, "fused/image")
+        diagnostics = h.record(DiagnosticArray, "/diagnostics")
+        player = _play(str(tmp_path / "drive"), "--wait-for-subscribers", "120")
+        stdout, stderr = player.communicate(timeout=300)
+        assert player.returncode == 0, stderr
+        assert "/rgb/image_raw/compressed 8" in stdout and "/thermal/image_raw/compressed 8" in stdout, stdout
+
+        def last(key: str) -> int:
+            values = [int({kv.key: kv.value for kv in s.values}.get(key, 0)) for a in diagnostics for s in a.status]
+            return values[-1] if values else 0
+
+        assert h.spin_until(lambda: last("rgb received") == 8 and last("thermal received") == 8
+                            and len(fused) >= 1 and last("frames published") == len(fused), 120), node.output()
+    finally:
+        h.close()
+        if player is not None and player.poll() is None:
+            player.kill()
+        assert node.interrupt() == 0, node.output()
+    assert {stamp_of(m) for m in fused} <= set(stamps)
+    assert last("rgb decode errors") == last("thermal decode errors") == 0

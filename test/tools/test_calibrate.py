@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -131,21 +132,28 @@ def test_auto_from_folders_and_refining_an_existing_calibration(tmp_path: Path) 
     assert "refining" in result.stdout and _error(refined, truth) < 2.5
 
 
-def test_auto_from_a_bag_pairs_frames_as_the_node(tmp_path: Path) -> None:
-    """A recording of the misaligned rig: mono16 thermal at its own resolution, thermal stamps 4 ms late."""
-    from psfusion_ros.io.bags import BagWriter, header, image_message
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "compressed"])
+def test_auto_from_a_bag_pairs_frames_as_the_node(tmp_path: Path, compressed: bool) -> None:
+    """A recording of the misaligned rig: mono16 thermal at its own resolution, thermal stamps 4 ms late; raw, or
+    image_transport's compressed topics (16-bit PNG thermal, JPEG RGB)."""
+    from psfusion_ros.io.bags import BagWriter, compressed_image_message, header, image_message
 
     bag = tmp_path / "drive"
+    suffix = "/compressed" if compressed else ""
     with BagWriter(bag) as writer:
         for k in range(4):
             thermal, rgb, truth = _rig_pair(3 * k)
             stamp = 1_700_000_000_000_000_000 + k * 200_000_000
-            writer.write("/thermal/image_raw", image_message(thermal, "mono16", header(stamp + 4_000_000, "thermal")),
-                         stamp + 4_000_000)
-            writer.write("/rgb/image_raw", image_message(rgb, "rgb8", header(stamp, "rgb")), stamp)
+            th_hdr, rgb_hdr = header(stamp + 4_000_000, "thermal"), header(stamp, "rgb")
+            th_msg = compressed_image_message(thermal, "png", th_hdr) if compressed else \
+                image_message(thermal, "mono16", th_hdr)
+            rgb_msg = compressed_image_message(rgb, "jpeg", rgb_hdr) if compressed else \
+                image_message(rgb, "rgb8", rgb_hdr)
+            writer.write("/thermal/image_raw" + suffix, th_msg, stamp + 4_000_000)
+            writer.write("/rgb/image_raw" + suffix, rgb_msg, stamp)
     out = tmp_path / "rig.yaml"
-    result = _run("--auto", "--bag", str(bag), "--thermal-topic", "/thermal/image_raw", "--rgb-topic",
-                  "/rgb/image_raw", "--pairs", "3", "--out", str(out))
+    result = _run("--auto", "--bag", str(bag), "--thermal-topic", "/thermal/image_raw" + suffix, "--rgb-topic",
+                  "/rgb/image_raw" + suffix, "--pairs", "3", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "3 of 4 pairs" in result.stdout
     assert _error(out, truth) < 2.5

@@ -22,7 +22,7 @@ from psfusion_ros.harness.synthetic import write_msrs_dataset
 from psfusion_ros.io.image_files import read_image
 from psfusion_ros.model.checkpoint import load_checkpoint
 from psfusion_ros.model.psfusion import PSFusion
-from psfusion_ros.tools.train import main as train_main
+from psfusion_ros.train.cli import main as train_main
 
 BIN = Path(sys.executable).parent
 TERMS = ("segmentation", "binary", "boundary", "fusion", "vi_reconstruction", "ir_reconstruction")
@@ -204,18 +204,25 @@ def test_two_processes_under_torchrun_take_the_same_first_step_as_one_with_accum
     assert len(list((tmp_path / "ddp").glob("*.pth"))) == 2  # rank 0 alone wrote (last and best)
 
 
-def test_a_rosbag_as_the_training_source(trained_run: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "compressed"])
+def test_a_rosbag_as_the_training_source(trained_run: dict[str, Any], tmp_path: Path, compressed: bool) -> None:
     train = trained_run["data"] / "train"
     bag = tmp_path / "drive"
-    made = _run("psfusion-bag", "--ir", train / "ir", "--vi", train / "vi", "--labels", train / "label", "--out", bag)
+    made = _run("psfusion-bag", "--ir", train / "ir", "--vi", train / "vi", "--labels", train / "label", "--out", bag,
+                *(["--compressed"] if compressed else []))
     assert made.returncode == 0, made.stderr
     out = tmp_path / "run"
-    result = _run("psfusion-train", "--bag", bag, "--out", out, "--epochs", "1", "--workers", "0", *TRAIN_ARGS)
+    topics = ["--thermal-topic", "/thermal/image_raw/compressed", "--rgb-topic", "/rgb/image_raw/compressed"]
+    result = _run("psfusion-train", "--bag", bag, "--out", out, "--epochs", "1", "--workers", "0", *TRAIN_ARGS,
+                  *(topics if compressed else []))
     assert result.returncode == 0, result.stderr[-3000:]
     for sub in ("vi", "ir", "label"):
         assert len(list((out / "bag_pairs" / "train" / sub).glob("*.png"))) == 8, sub
     assert np.array_equal(read_image(out / "bag_pairs" / "train" / "label" / "000003.png", "L"),
                           read_image(train / "label" / "00003.png", "L"))
+    # the thermal frame went through a lossless PNG: the extracted pair is the raw bag's
+    assert np.array_equal(read_image(out / "bag_pairs" / "train" / "ir" / "000003.png", "L"),
+                          read_image(train / "ir" / "00003.png", "L"))
     assert len(_history(out)) == 1 and "8 pairs from" in result.stderr
 
 

@@ -1,8 +1,21 @@
 """``tensorrt``: a Torch-TensorRT program built once on the target GPU by ``psfusion-export`` and loaded without a
-rebuild. Written to the documented API of both generations in the field: Torch-TensorRT >= 2.13 (precision from
-the graph's dtypes: the inference graph is cast to fp16 with the fused-image head in fp32) and 2.8 on JetPack 6.2
-(``enabled_precisions``). ``torch_tensorrt`` calls CUDA while importing, so it is imported only here, only when
-asked for."""
+rebuild. Precision comes from the graph's dtypes on every release in the field (the inference graph is cast to
+fp16 with the fused-image head in fp32, an explicit fp32 island), so the keyword set only follows each API
+generation (read from pytorch/TensorRT's sources; the table is in ``test/pipeline/test_engines.py``):
+
+- 2.8 – 2.12 (JetPack 6.2's 2.8; x86 users' 2.10 – 2.12): ``use_explicit_typing=True`` builds a strongly typed
+  network (``dynamo/conversion/_TRTInterpreter.py``: ``STRONGLY_TYPED``). From 2.10 it is the default, and
+  ``enabled_precisions`` other than fp32 is an AssertionError under it (``dynamo/_compiler.py``), so it is never
+  passed; on 2.8 the flag is what pins the fp32 head (weak typing only treats dtypes as hints).
+- 2.13 and later: typing is always explicit; the flag was removed ("Remove deprecated apis", #4195) and would be
+  swallowed by ``**kwargs``, so it is not passed.
+- Not passed anywhere: ``cache_built_engines`` / ``reuse_cached_engines`` (no-ops with the default immutable
+  weights; 2.13+ warns per engine). Passed everywhere: ``device`` (a ``cuda:1`` export builds on that GPU).
+
+The build and the save (which re-exports from 2.12: ``retrace=True``) run under ``torch.no_grad()``, as upstream's
+examples do. CUDA graphs are the documented context manager, entered when the engine is created and exited by
+:meth:`TensorRTEngine.close` (node shutdown or cleanup), so the process-wide mode is switched back. ``torch_tensorrt``
+calls CUDA while importing, so it is imported only here, only when asked for."""
 
 from __future__ import annotations
 
@@ -18,8 +31,9 @@ from psfusion_ros.pipeline.config import EngineConfig
 from psfusion_ros.pipeline.engines.artifact import check_artifact
 from psfusion_ros.pipeline.engines.base import InferenceOutput, check_precision
 
-#: First Torch-TensorRT release whose dynamo path is strongly typed (``enabled_precisions`` ignored).
-EXPLICIT_TYPING_FROM = (2, 13)
+#: Oldest release written for (JetPack 6.2); the first release without the ``use_explicit_typing`` flag.
+OLDEST = (2, 8)
+FLAG_REMOVED_IN = (2, 13)
 
 
 def import_torch_tensorrt() -> Any:
@@ -37,18 +51,16 @@ def api_version(torch_tensorrt: Any) -> tuple[int, int]:
     return major, minor
 
 
-def compile_settings(version: tuple[int, int], precision: str, inputs: list[torch.Tensor],
+def compile_settings(version: tuple[int, int], inputs: list[torch.Tensor], device: torch.device,
                      hardware_compatible: bool, version_compatible: bool) -> dict[str, Any]:
     """``torch_tensorrt.compile`` keyword arguments for this API generation (testable without a GPU)."""
-    settings: dict[str, Any] = {"ir": "dynamo", "hardware_compatible": hardware_compatible,
-                                "version_compatible": version_compatible, "cache_built_engines": True,
-                                "reuse_cached_engines": True}
-    if version >= EXPLICIT_TYPING_FROM:
-        settings["arg_inputs"] = inputs  # precision comes from the cast graph
+    if version < OLDEST:
+        raise EngineError(f"Torch-TensorRT {version[0]}.{version[1]} is older than {OLDEST[0]}.{OLDEST[1]}, the "
+                          "oldest release this backend is written for; upgrade it or use backend compile")
+    settings: dict[str, Any] = {"ir": "dynamo", "arg_inputs": inputs, "device": device,
+                                "hardware_compatible": hardware_compatible, "version_compatible": version_compatible}
+    if version < FLAG_REMOVED_IN:
         settings["use_explicit_typing"] = True
-    else:
-        settings["inputs"] = inputs
-        settings["enabled_precisions"] = {torch.float16, torch.float32} if precision == "fp16" else {torch.float32}
     return settings
 
 
@@ -56,43 +68,55 @@ def export_program(model: PSFusion, precision: str, network_size: tuple[int, int
                    path: str | Path, hardware_compatible: bool = False, version_compatible: bool = False) -> Path:
     """Build the TensorRT program on this GPU and save it as an ExportedProgram (loaded later without a rebuild)."""
     torch_tensorrt = import_torch_tensorrt()
-    version = api_version(torch_tensorrt)
-    graph_precision = precision if version >= EXPLICIT_TYPING_FROM else "fp32"
-    graph = InferenceGraph(model, graph_precision).to(device).eval()
+    settings_for = compile_settings(api_version(torch_tensorrt), [], device, hardware_compatible, version_compatible)
+    graph = InferenceGraph(model, precision).to(device).eval()
     inputs = [torch.rand(1, 3, *network_size, device=device), torch.rand(1, 1, *network_size, device=device)]
-    settings = compile_settings(version, precision, inputs, hardware_compatible, version_compatible)
-    with torch.inference_mode():
-        program = torch_tensorrt.compile(graph, **settings)
-    save_inputs = {"arg_inputs": inputs} if version >= EXPLICIT_TYPING_FROM else {"inputs": inputs}
-    torch_tensorrt.save(program, str(path), output_format="exported_program", **save_inputs)
+    with torch.no_grad():  # not inference_mode: save() re-exports the program (retrace=True from 2.12)
+        program = torch_tensorrt.compile(graph, **{**settings_for, "arg_inputs": inputs})
+        torch_tensorrt.save(program, str(path), output_format="exported_program", arg_inputs=inputs)
     return Path(path)
 
 
-def load_program(path: str | Path, cudagraphs: bool = True) -> Any:
+def load_program(path: str | Path) -> Any:
     torch_tensorrt = import_torch_tensorrt()
     try:
-        module = torch_tensorrt.load(str(path)).module()
+        return torch_tensorrt.load(str(path)).module()
     except Exception as exc:  # noqa: BLE001 - "No compatible device", "Unable to deserialize", ABI mismatches
         raise EngineError(f"{path}: TensorRT cannot load this program ({type(exc).__name__}: "
                           f"{one_line(exc)[:160]}); re-run psfusion-export on this machine") from None
-    if cudagraphs:
-        try:  # one launch per frame instead of one per layer
-            return torch_tensorrt.runtime.enable_cudagraphs(module).__enter__()
-        except Exception:  # noqa: BLE001 - older releases: run without CUDA graphs
-            return module
-    return module
 
 
 class TensorRTEngine:
+    """A loaded program; with ``cudagraphs`` it runs inside Torch-TensorRT's CUDA-graph context manager, held for
+    the engine's lifetime and exited by :meth:`close` (a process-wide mode otherwise left on)."""
+
     name = "tensorrt"
 
-    def __init__(self, module: Any, device: torch.device, precision: str, num_classes: int) -> None:
-        self.module, self.device, self.precision, self.num_classes = module, device, precision, num_classes
+    def __init__(self, module: Any, device: torch.device, precision: str, num_classes: int,
+                 cudagraphs: bool = False, runtime: Any = None) -> None:
+        self.device, self.precision, self.num_classes = device, precision, num_classes
+        self.module, self.cudagraphs_note = module, ""
+        self._graphs: Any = None
+        if cudagraphs:
+            manager = runtime.enable_cudagraphs(module)
+            try:
+                self.module = manager.__enter__()  # one launch per frame instead of one per layer
+                self._graphs = manager
+            except Exception as exc:  # noqa: BLE001 - a wrapper that cannot capture: run without, mode reset
+                manager.__exit__(None, None, None)
+                self.module = module
+                self.cudagraphs_note = f"CUDA graphs off ({type(exc).__name__}: {one_line(exc)[:120]})"
 
     def __call__(self, vi: torch.Tensor, ir: torch.Tensor) -> InferenceOutput:
         with torch.inference_mode():
             fused, semantic = self.module(vi, ir)
         return InferenceOutput(fused.float(), semantic.float())
+
+    def close(self) -> None:
+        """Leave CUDA-graph mode (idempotent)."""
+        graphs, self._graphs = self._graphs, None
+        if graphs is not None:
+            graphs.__exit__(None, None, None)
 
 
 def create(config: EngineConfig, model: PSFusion, device: torch.device,
@@ -103,4 +127,5 @@ def create(config: EngineConfig, model: PSFusion, device: torch.device,
     meta = check_artifact(config.engine_path, "tensorrt", config.precision, network_size,
                           getattr(model, "checkpoint_path", None), device)
     return TensorRTEngine(load_program(config.engine_path), device, config.precision,
-                          int(meta.get("num_classes", model.num_classes)))
+                          int(meta.get("num_classes", model.num_classes)), cudagraphs=True,
+                          runtime=import_torch_tensorrt().runtime)

@@ -26,15 +26,15 @@ from typing import Any
 import numpy as np
 
 from psfusion_ros.errors import DataError
+from psfusion_ros.harness.bag_player import BagPlayer
 from psfusion_ros.harness.node_process import NodeProcess, private_ros_env
-from psfusion_ros.io.bags import BagReader, BagWriter, stamp_of
-from psfusion_ros.io.image_codec import decode_image
+from psfusion_ros.io.bags import COMPRESSED_IMAGE, BagReader, BagWriter, stamp_of
+from psfusion_ros.io.image_codec import decode_image, decode_rgb, decode_thermal
 from psfusion_ros.metrics import METRIC_NAMES, fusion_metrics, grey_255
 from psfusion_ros.pipeline.config import PipelineConfig, write_params_file
 from psfusion_ros.pipeline.parameters import load_params_file
 from psfusion_ros.pipeline.registration import Registration
 from psfusion_ros.pipeline.thermal import ThermalNormalizer
-from psfusion_ros.tools.bag_play import BagPlayer
 
 OUTPUTS = {"/fused/image": "sensor_msgs/msg/Image", "/segmentation/mask": "sensor_msgs/msg/Image",
            "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray"}
@@ -57,12 +57,27 @@ def _proc_sample(pid: int) -> tuple[float, float]:
     return cpu, rss
 
 
+def input_topics(bag_topics: dict[str, tuple[str, int]], topic: str) -> tuple[str, str, str]:
+    """(name the player publishes the bag topic under, the node's base topic, its transport): a compressed topic
+    is image_transport's ``<base>/compressed``, so the node subscribes to what a camera driver would publish."""
+    if bag_topics.get(topic, ("", 0))[0] != COMPRESSED_IMAGE:
+        return topic, topic, "raw"
+    if topic.endswith("/compressed"):
+        return topic, topic[: -len("/compressed")], "compressed"
+    return topic + "/compressed", topic, "compressed"
+
+
 def _node_params(args: argparse.Namespace, config: PipelineConfig, out: Path) -> Path:
-    """The vehicle's parameter file with the command line's overrides, as the node will read it."""
+    """The vehicle's parameter file with the command line's overrides, as the node will read it (the transports
+    follow the bag's topic types)."""
     from psfusion_ros.pipeline.parameters import default_params_file
 
     values = load_params_file(args.params_file or default_params_file())
     values.update(config.to_params())
+    with BagReader(args.bag) as reader:
+        bag_topics = reader.topics()
+    values["thermal.transport"] = input_topics(bag_topics, args.thermal_topic)[2]
+    values["rgb.transport"] = input_topics(bag_topics, args.rgb_topic)[2]
     if values.get("checkpoint"):
         values["checkpoint"] = str(Path(values["checkpoint"]).resolve())
     values["diagnostics.period"] = 0.5  # frequent enough to see the end of the run
@@ -82,12 +97,16 @@ def run_once(args: argparse.Namespace, params: Path, rate: float, out: Path, rec
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
-    reader_topics = BagReader(args.bag).topics()
-    topics = [args.thermal_topic, args.rgb_topic] + [t for t in map(_info_topic, (args.thermal_topic, args.rgb_topic))
+    with BagReader(args.bag) as reader:
+        reader_topics = reader.topics()
+    (thermal_out, thermal_base, _), (rgb_out, rgb_base, _) = (input_topics(reader_topics, t)
+                                                              for t in (args.thermal_topic, args.rgb_topic))
+    topics = [args.thermal_topic, args.rgb_topic] + [t for t in map(_info_topic, (thermal_base, rgb_base))
                                                        if t in reader_topics]
-    remaps = ["-r", f"thermal/image_raw:={args.thermal_topic}", "-r", f"rgb/image_raw:={args.rgb_topic}",
-              "-r", f"thermal/camera_info:={_info_topic(args.thermal_topic)}",
-              "-r", f"rgb/camera_info:={_info_topic(args.rgb_topic)}"]
+    remaps = ["-r", f"thermal/image_raw:={thermal_base}", "-r", f"rgb/image_raw:={rgb_base}",
+              "-r", f"thermal/camera_info:={_info_topic(thermal_base)}",
+              "-r", f"rgb/camera_info:={_info_topic(rgb_base)}"]
+    player_remaps = {t: o for t, o in ((args.thermal_topic, thermal_out), (args.rgb_topic, rgb_out)) if t != o}
     env = private_ros_env()
     node = NodeProcess({}, out / f"node_x{rate:g}.log", params, env=env, ros_args=remaps)
     context = rclpy.Context()
@@ -128,7 +147,7 @@ def run_once(args: argparse.Namespace, params: Path, rate: float, out: Path, rec
     recorder.create_subscription(Image, "/fused/image", on_fused, reliable, raw=True)
     recorder.create_subscription(Image, "/segmentation/mask", on_mask, reliable, raw=True)
     recorder.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
-    player = BagPlayer(args.bag, topics, rate=rate, reliability="reliable", depth=200)
+    player = BagPlayer(args.bag, topics, remaps=player_remaps, rate=rate, reliability="reliable", depth=200)
     samples: list[tuple[float, float, float]] = []  # (seconds, cpu %, rss MB)
     try:
         deadline = time.monotonic() + 180
@@ -190,7 +209,7 @@ def run_once(args: argparse.Namespace, params: Path, rate: float, out: Path, rec
     final = got.diagnostics[-1] if got.diagnostics else {}
     return {"rate": rate, "played_s": round(played_s, 2), "sent": sent, "final_diagnostics": final,
             "received": got, "samples": samples, "node_exit_code": exit_code,
-            "rgb_sent": sent.get(args.rgb_topic, 0), "thermal_sent": sent.get(args.thermal_topic, 0),
+            "rgb_sent": sent.get(rgb_out, 0), "thermal_sent": sent.get(thermal_out, 0),
             "play_start_ns": play_start_ns}
 
 
@@ -255,12 +274,12 @@ def live_metrics(args: argparse.Namespace, config: PipelineConfig, fused: dict[i
     with BagReader(args.bag) as reader:
         for topic, _, msg in reader.messages([args.thermal_topic, args.rgb_topic]):
             if topic == args.thermal_topic:
-                last_thermal = thermal_norm(np.array(decode_image(msg)))
+                last_thermal = thermal_norm(np.array(decode_thermal(msg)))
                 continue
             stamp = stamp_of(msg)
             if stamp not in fused or last_thermal is None:
                 continue
-            rgb = np.array(decode_image(msg))
+            rgb = np.array(decode_rgb(msg))
             out = np.array(decode_image(deserialize_message(fused[stamp][2], Image)))
             ir = registration.apply(last_thermal, rgb.shape[:2])
             ir = ir.astype(np.float32) if ir.dtype == np.uint8 else np.round(ir * 255).astype(np.float32)

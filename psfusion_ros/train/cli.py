@@ -21,17 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from psfusion_ros.constants import BATCH_SIZE, CROP, LR, WARMUP_STEPS
-from psfusion_ros.errors import DataError
-from psfusion_ros.io.bags import BagReader
-from psfusion_ros.io.image_files import find_label_dir, write_image
-from psfusion_ros.metrics import PROFILES
-from psfusion_ros.pipeline.config import PipelineConfig
-from psfusion_ros.pipeline.parameters import default_params_file
-from psfusion_ros.pipeline.registration import Registration
-from psfusion_ros.pipeline.sync import ApproximateTimeSync
-from psfusion_ros.pipeline.thermal import ThermalNormalizer
-from psfusion_ros.tools.cli import (
+from psfusion_ros.cli import (
     EXIT_INTERRUPTED,
     existing_file,
     non_negative_int,
@@ -40,7 +30,18 @@ from psfusion_ros.tools.cli import (
     prepare_output_dir,
     run_cli,
 )
-from psfusion_ros.tools.evaluate import Accumulator, bag_items, folder_scores
+from psfusion_ros.constants import BATCH_SIZE, CROP, LR, WARMUP_STEPS
+from psfusion_ros.errors import DataError
+from psfusion_ros.evaluation.scoring import folder_scores
+from psfusion_ros.evaluation.sources import Accumulator, bag_items
+from psfusion_ros.io.bags import BagReader
+from psfusion_ros.io.image_files import find_label_dir, write_image
+from psfusion_ros.metrics import PROFILES
+from psfusion_ros.pipeline.config import PipelineConfig
+from psfusion_ros.pipeline.parameters import default_params_file
+from psfusion_ros.pipeline.registration import Registration
+from psfusion_ros.pipeline.sync import ApproximateTimeSync
+from psfusion_ros.pipeline.thermal import ThermalNormalizer
 from psfusion_ros.train.trainer import AMP_MODES, OPTIMIZERS, TASKS, Evaluator, TrainConfig, Trainer
 
 BAG_PAIRS = "bag_pairs"

@@ -128,7 +128,7 @@ def _header(report: dict[str, Any]) -> str:
 
 
 def _live_section(live: dict[str, Any]) -> str:
-    from psfusion_ros.tools.live_eval import live_figures
+    from psfusion_ros.evaluation.live import live_figures
 
     rows = []
     for run in live["runs"]:
