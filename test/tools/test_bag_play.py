@@ -134,12 +134,16 @@ def test_a_compressed_drive_fuses_live_through_the_player(tmp_path: Path) -> Non
             stamps.append(t)
     node = NodeProcess({"allow_untrained": True, "device": "cpu", "network_height": 64, "network_width": 96,
                         "diagnostics.period": 0.3, "qos.reliability": "reliable", "thermal.transport": "compressed",
-                        "rgb.transport": "compressed"}, tmp_path / "node.log", PARAMS_FILE)
+                        "rgb.transport": "compressed", "qos.depth": 16}, tmp_path / "node.log", PARAMS_FILE)
     h = Harness(ReliabilityPolicy.RELIABLE)
     player = None
     try:
         fused = h.record(Image, "fused/image")
         diagnostics = h.record(DiagnosticArray, "/diagnostics")
+        # Every count below compares what the node sent with what the harness got: the harness must hear the node's
+        # publishers before the first frame exists (on a loaded machine discovery can lag the node's start-up).
+        assert h.spin_until(lambda: h.node.count_publishers("fused/image") > 0
+                            and h.node.count_publishers("/diagnostics") > 0, 120), node.output()
         player = _play(str(tmp_path / "drive"), "--wait-for-subscribers", "120")
         stdout, stderr = player.communicate(timeout=300)
         assert player.returncode == 0, stderr
