@@ -15,6 +15,7 @@ import torch
 
 from psfusion_ros import PSFusion
 from psfusion_ros.errors import EngineError
+from psfusion_ros.model.checkpoint import load_checkpoint
 from psfusion_ros.model.inference import InferenceGraph
 from psfusion_ros.pipeline.engines import compiled, onnx, tensorrt
 from psfusion_ros.pipeline.engines.artifact import check_artifact, checkpoint_sha256, sidecar_path
@@ -84,11 +85,12 @@ def test_aoti_package_loads_in_a_fresh_process_with_the_same_outputs(aoti_artifa
     assert meta["backend"] == "compile" and meta["network_size"] == [64, 96] and meta["accuracy"]["fused_psnr_db"] >= 60
 
 
-def test_onnx_export_runs_in_onnxruntime(det_model: PSFusion, pair, reference, tmp_path: Path) -> None:
-    path = onnx.export_onnx(InferenceGraph(det_model, "fp32").eval(), pair, tmp_path / "psfusion.onnx")
-    engine = onnx.OnnxRuntimeEngine(path, CPU, 9)
+def test_onnx_export_runs_in_onnxruntime(onnx_artifact: dict, pair) -> None:
+    """The file ``psfusion-export --backend onnx`` wrote (``export_onnx``) against eager on the same weights."""
+    engine = onnx.OnnxRuntimeEngine(onnx_artifact["path"], CPU, 9)
     assert [i.name for i in engine.session.get_inputs()] == ["vi", "ir"]
     assert [o.name for o in engine.session.get_outputs()] == ["fused", "semantic"]
+    reference = EagerEngine(load_checkpoint(onnx_artifact["checkpoint"]), CPU, "fp32")(*pair)
     score = agreement(reference, engine(*pair))
     assert score["fused_psnr_db"] >= 60 and score["mask_agreement"] >= 0.999, score
 

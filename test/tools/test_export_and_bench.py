@@ -14,21 +14,22 @@ def _run(tool: str, *args: str, timeout: float = 900) -> subprocess.CompletedPro
     return subprocess.run([str(BIN / tool), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_an_artifact_below_the_accuracy_threshold_is_not_written_unless_forced(tmp_path: Path,
-                                                                              official_checkpoint: Path) -> None:
+def test_an_artifact_below_the_accuracy_threshold_is_not_written_unless_forced(
+        tmp_path: Path, official_checkpoint: Path, onnx_artifact: dict) -> None:
     out = tmp_path / "psfusion.onnx"
-    common = ["--checkpoint", str(official_checkpoint), "--backend", "onnx", "--network-size", "64x96", "--device",
-              "cpu", "-o", str(out)]
-    refused = _run("psfusion-export", *common, "--min-psnr", "1000")
+    refused = _run("psfusion-export", "--checkpoint", str(official_checkpoint), "--backend", "onnx", "--network-size",
+                   "64x96", "--device", "cpu", "-o", str(out), "--min-psnr", "1000")
     assert refused.returncode == 2, refused.stderr
     assert "not written (--force keeps it)" in refused.stderr.strip().splitlines()[-1]
     assert not out.exists() and not list(tmp_path.glob(".partial-*"))
-    forced = _run("psfusion-export", *common, "--min-psnr", "1000", "--force")
-    assert forced.returncode == 0, forced.stderr
-    meta = json.loads(Path(str(out) + ".json").read_text())
+    # the same threshold with --force: the session's ONNX export (conftest), kept and marked as forced
+    forced = onnx_artifact["path"]
+    assert forced.exists() and "wrote" in onnx_artifact["stdout"], onnx_artifact["stderr"]
+    meta = json.loads(Path(str(forced) + ".json").read_text())
     assert meta["accuracy"]["forced"] is True and meta["onnx"] == {"opset": 18, "inputs": ["vi", "ir"],
                                                                     "outputs": ["fused", "semantic"]}
     assert meta["accuracy"]["fused_psnr_db"] >= 60 and len(meta["checkpoint_sha256"]) == 64
+    assert not list(forced.parent.glob(".partial-*"))
 
 
 def test_export_usage_errors_are_one_line(tmp_path: Path, official_checkpoint: Path) -> None:
