@@ -100,7 +100,8 @@ class Background:
                 "-o", str(self.onnx_path())]
 
     def onnx_path(self) -> Path:
-        return self.root / "engines" / "psfusion_trained_64x96.onnx"
+        """In the job's own folder: the AOTInductor export may be writing its ``.partial`` file in engines/."""
+        return self.root / "onnx" / "psfusion_trained_64x96.onnx"
 
     def start(self, name: str) -> None:
         if name in self.jobs or name in self.waiters:
