@@ -11,6 +11,7 @@ from psfusion_ros.constants import NUM_CLASSES
 from psfusion_ros.model.blocks import Feature_extract
 from psfusion_ros.model.decoders import DSRM, IFP, S2P2, S2PM, SFP, SIM
 from psfusion_ros.model.fusion import PSFM, SDFM
+from psfusion_ros.model.precision import module_dtype
 from psfusion_ros.model.resnet import resnet34_stage
 
 #: Channels of the fused features at each scale, as in the reference (``self.dims``).
@@ -123,8 +124,8 @@ class PSFusion(nn.Module):
 
     def infer(self, vi: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What deployment needs: fused luminance and semantic logits, without the visible/infrared
-        reconstructions and the boundary head (~7 % of the work at 480x640). The fused-image head runs in
-        its own dtype, so it can stay fp32 when the rest runs in bf16/fp16."""
+        reconstructions and the boundary head (~7 % of the work at 480x640). Each head gets its input in the dtype
+        of its weights, so a precision policy (:mod:`psfusion_ros.model.precision`) can keep either in fp32."""
         seg_f, rec_f = self._decode(vi, ir)
-        head_dtype = self.pred_fusion.conv_block[0].weight.dtype
-        return self.pred_fusion(rec_f.to(head_dtype)), self.classfier.semantic(seg_f)
+        return (self.pred_fusion(rec_f.to(module_dtype(self.pred_fusion))),
+                self.classfier.semantic(seg_f.to(module_dtype(self.classfier))))

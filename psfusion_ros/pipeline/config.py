@@ -44,6 +44,7 @@ class EngineConfig:
     precision: str = "fp32"
     engine_path: str = ""
     engine_fallback: bool = False
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         _check_fields(self, "")

@@ -91,6 +91,7 @@ PARAMS: tuple[Param, ...] = (
           PRECISIONS),
     Param("engine_path", "", "artifact from psfusion-export (compile, tensorrt backends)"),
     Param("engine_fallback", False, "run eager fp32 with an ERROR diagnostic when the artifact cannot be used"),
+    Param("cuda_graphs", True, "on CUDA, replay the network as one captured CUDA graph per frame (no effect on a CPU)"),
     Param("network_height", 480, "network input height", low=32, high=MAX_NETWORK_SIDE, step=32),
     Param("network_width", 640, "network input width", low=32, high=MAX_NETWORK_SIDE, step=32),
     Param("resample", "fast", "resizing in and out of the network: OpenCV (fast) or the paper's PIL bicubic",

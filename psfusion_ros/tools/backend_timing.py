@@ -20,8 +20,11 @@ from psfusion_ros.harness.synthetic import synthetic_frame, temperature_to_uint8
 from psfusion_ros.model.psfusion import PSFusion
 from psfusion_ros.pipeline.engines.base import InferenceOutput, agreement
 
-#: backend names of the comparison; ``compile`` is in-process torch.compile, ``compile-aot`` an AOTInductor package
-BENCH_BACKENDS = ("eager", "compile", "compile-aot", "tensorrt", "onnxruntime")
+#: backend names of the comparison; ``compile`` is in-process torch.compile, ``compile-aot`` an AOTInductor package;
+#: ``-cudagraphs`` replays the same network as one captured CUDA graph (CUDA only)
+CUDA_GRAPHS = "-cudagraphs"
+BENCH_BACKENDS = ("eager", "compile", "compile-aot", "tensorrt", "onnxruntime",
+                  *(f"{b}{CUDA_GRAPHS}" for b in ("eager", "compile", "compile-aot")))
 
 
 def validation_pair(network_size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,11 +40,19 @@ def _candidate(backend: str, precision: str, model: PSFusion, device: torch.devi
                workdir: Path, artifacts: dict) -> Callable[[torch.Tensor, torch.Tensor], InferenceOutput]:
     """A ready-to-time callable for one backend x precision (exports an artifact on the fly when needed)."""
     from psfusion_ros.pipeline.engines import compiled, eager, onnx, tensorrt
+    graphs = backend.endswith(CUDA_GRAPHS)
+    if graphs and device.type != "cuda":
+        raise ConfigError("CUDA graphs need a CUDA device")
+    backend = backend.removesuffix(CUDA_GRAPHS)
     if backend == "eager":
-        return eager.EagerEngine(model, device, precision)
-    if backend == "compile":
-        return compiled.CompiledEngine(compiled.compile_in_process(model, device, precision, size), device,
-                                       precision, model.num_classes, "torch.compile")
+        return eager.EagerEngine(model, device, precision, cuda_graphs=graphs)
+    if backend == "compile":  # one compile serves compile and compile-cudagraphs
+        module = artifacts.get(("compiled module", precision))
+        if module is None:
+            module = artifacts[("compiled module", precision)] = compiled.compile_in_process(model, device, precision,
+                                                                                             size)
+        return compiled.CompiledEngine(module, device, precision, model.num_classes, "torch.compile",
+                                       cuda_graphs=graphs)
     if backend == "compile-aot":
         path = artifacts.get(("compile", precision)) or workdir / f"bench_{precision}.pt2"
         if not Path(path).exists():
@@ -49,7 +60,8 @@ def _candidate(backend: str, precision: str, model: PSFusion, device: torch.devi
 
             compiled.export_package(InferenceGraph(model, precision).to(device).eval(),
                                     validation_pair(size, device), path)
-        return compiled.CompiledEngine(compiled.load_package(path), device, precision, model.num_classes, str(path))
+        return compiled.CompiledEngine(compiled.load_package(path), device, precision, model.num_classes, str(path),
+                                       cuda_graphs=graphs)
     if backend == "tensorrt":
         path = artifacts.get(("tensorrt", precision)) or workdir / f"bench_{precision}.ep"
         if not Path(path).exists():
@@ -77,6 +89,7 @@ def run_backends(model: PSFusion, device: torch.device, size: tuple[int, int], c
     """Time each (backend, precision) in interleaved rounds; eager fp32 is always included as the reference."""
     candidates = [("eager", "fp32")] + [c for c in candidates if c != ("eager", "fp32")]
     vi, ir = validation_pair(size, device)
+    artifacts = dict(artifacts or {})
     workdir = Path(tempfile.mkdtemp(prefix="psfusion-bench-"))
     ready: dict[tuple[str, str], Callable] = {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -89,7 +102,7 @@ def run_backends(model: PSFusion, device: torch.device, size: tuple[int, int], c
         row = rows[(backend, precision)] = {"backend": backend, "precision": precision}
         started = time.perf_counter()
         try:
-            run = _candidate(backend, precision, model, device, size, workdir, artifacts or {})
+            run = _candidate(backend, precision, model, device, size, workdir, artifacts)
             for _ in range(warmup):
                 output = run(vi, ir)
             sync()

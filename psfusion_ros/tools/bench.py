@@ -30,13 +30,13 @@ from psfusion_ros.cli import existing_file, run_cli
 from psfusion_ros.errors import ConfigError
 from psfusion_ros.harness.synthetic import misalignment_homography, synthetic_frame, thermal_counts
 from psfusion_ros.io.json_files import dumps, write_json
-from psfusion_ros.pipeline.builder import build_pipeline, load_model
+from psfusion_ros.pipeline.builder import UNTRAINED_SEED, build_pipeline, load_model
 from psfusion_ros.pipeline.config import PipelineConfig
 from psfusion_ros.pipeline.engines.base import InferenceOutput, resolve_device
 from psfusion_ros.pipeline.parameters import DEFAULTS, DEVICES, PRECISIONS
 from psfusion_ros.pipeline.resize import parse_size
 from psfusion_ros.pipeline.sync import ApproximateTimeSync
-from psfusion_ros.tools import registration_baselines, registration_bench
+from psfusion_ros.tools import precision_study, registration_baselines, registration_bench
 from psfusion_ros.tools.backend_timing import BENCH_BACKENDS, print_backends, run_backends
 
 NETWORK_STAGES = ("inference", "argmax")
@@ -165,9 +165,13 @@ def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
     size = parse_size(args.network_size)
     device = resolve_device(args.device)
     config = PipelineConfig(allow_untrained=True)
-    model = load_model(config.with_params({"checkpoint": args.checkpoint}) if args.checkpoint else config)
+    if args.checkpoint:
+        model = load_model(config.with_params({"checkpoint": args.checkpoint}))
+    else:
+        model = precision_study.load_weight_set(f"seed:{args.seed}")[1]
     backends = args.backends.split(",") if args.backends else (
-        ["eager", "compile", "tensorrt"] if device.type == "cuda" else ["eager", "compile", "compile-aot"])
+        ["eager", "eager-cudagraphs", "compile", "compile-cudagraphs", "tensorrt"] if device.type == "cuda"
+        else ["eager", "compile", "compile-aot"])
     precisions = args.precisions.split(",") if args.precisions else (
         ["fp32", "fp16"] if device.type == "cuda" else ["fp32", "bf16"])
     for name in backends:
@@ -262,6 +266,8 @@ def _print_table(report: dict[str, Any]) -> None:
             print(f"{name:38s} {s['p50']:8.3f} {s['p95']:8.3f}")
     elif report["benchmark"] == "backends":
         print_backends(report)
+    elif report["benchmark"] == "precision":
+        precision_study.print_report(report)
     elif report["benchmark"] == "registration":
         registration_bench.print_report(report)
     else:
@@ -289,11 +295,26 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--network-size", default="480x640")
     backends.add_argument("--device", default="auto", choices=DEVICES)
     backends.add_argument("--backends", help=f"comma list of {', '.join(BENCH_BACKENDS)} (default: eager, compile "
-                          "and compile-aot on a CPU; eager, compile and tensorrt on CUDA)")
+                          "and compile-aot on a CPU; eager and compile with and without CUDA graphs, and tensorrt, "
+                          "on CUDA)")
     backends.add_argument("--precisions", help="comma list (default: fp32,bf16 on a CPU; fp32,fp16 on CUDA)")
     backends.add_argument("--checkpoint", help="weights (default: seeded untrained weights, same speed)")
+    backends.add_argument("--seed", type=int, default=UNTRAINED_SEED,
+                          help=f"seed of the untrained weights without --checkpoint (default {UNTRAINED_SEED}: the "
+                          "demo's; bf16 accuracy depends on the weights)")
     backends.add_argument("--iterations", type=int, default=5, help="interleaved timed rounds")
     backends.add_argument("--warmup", type=int, default=1)
+    precision = sub.add_parser("precision", parents=[common], help="which blocks lose accuracy in bf16/fp16: each "
+                               "block alone in fp32, then the smallest fp32 set reaching the targets")
+    precision.add_argument("--network-size", default="480x640")
+    precision.add_argument("--precision", default="bf16", choices=("bf16", "fp16"), help="fp16 needs CUDA")
+    precision.add_argument("--weights", nargs="+", default=[f"seed:{UNTRAINED_SEED}"],
+                           help="weight sets, each seed:N (seeded untrained initialisation) or a checkpoint path; the "
+                           "fp32 set must meet the targets on all of them")
+    precision.add_argument("--target-psnr", type=float, default=precision_study.TARGETS[0],
+                           help="fused PSNR (dB) against fp32 to reach (default: the policy's target)")
+    precision.add_argument("--target-agreement", type=float, default=precision_study.TARGETS[1],
+                           help="mask agreement (fraction of pixels) to reach")
     pipeline = sub.add_parser("pipeline", parents=[common], help="the whole per-pair path with a real backend")
     _stage_args(pipeline, 20, 3)
     pipeline.add_argument("--backend", default="eager", choices=("eager", "compile", "tensorrt"))
@@ -377,6 +398,14 @@ def bench_monitor(args: argparse.Namespace) -> dict[str, Any]:
             "check_ms_p50": float(np.median(check_ms)) if check_ms else None}
 
 
+def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
+    def progress(line: str) -> None:
+        print(f"psfusion-bench: {line}", file=sys.stderr, flush=True)
+
+    return precision_study.study(args.weights, parse_size(args.network_size), args.precision,
+                                 (args.target_psnr, args.target_agreement), progress)
+
+
 def bench_registration(args: argparse.Namespace) -> dict[str, Any]:
     size = None if args.size == "native" else parse_size(args.size, network=False)
     pairs = registration_bench.load_pairs(args.ir, args.vi, size)
@@ -394,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         run_bench = {"stages": bench_stages, "pipeline": lambda a: bench_stages(a, replay=False),
                      "backends": bench_backends, "soak": bench_soak, "registration": bench_registration,
-                     "monitor": bench_monitor}[args.command]
+                     "monitor": bench_monitor, "precision": bench_precision}[args.command]
         report = run_bench(args)
         _print_table(report)
         if args.json:

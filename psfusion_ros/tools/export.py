@@ -8,13 +8,15 @@
 
 Every artifact is run on a generated pair and compared with eager fp32 before it is kept (fused PSNR, mask
 agreement); below the thresholds it is not written unless ``--force``. ``ARTIFACT.json`` records what it was built
-for. ``--self-check`` is the one command for a new GPU machine: versions, TensorRT fp16/fp32 programs at a small and
-at the configured size, their accuracy, and ``psfusion-bench backends`` timings, as one JSON and a table.
+for. ``--self-check`` is the one command for a new GPU machine, sized for a short lease: versions, one AOTInductor
+and one TensorRT fp16 build at the configured size (built in child processes, loaded here), eager/CUDA-graph/package/
+TensorRT timings and accuracy (``psfusion-bench backends``), the node's per-stage figures, as one JSON and a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -31,19 +33,22 @@ from psfusion_ros.cli import existing_file, network_size_arg, run_cli
 from psfusion_ros.errors import ConfigError, EngineError, PSFusionError, one_line
 from psfusion_ros.io.json_files import write_json
 from psfusion_ros.model.inference import InferenceGraph
+from psfusion_ros.model.precision import POLICIES
 from psfusion_ros.model.psfusion import PSFusion
 from psfusion_ros.pipeline.builder import load_model
 from psfusion_ros.pipeline.config import PipelineConfig
-from psfusion_ros.pipeline.engines.artifact import checkpoint_sha256, environment, write_sidecar
+from psfusion_ros.pipeline.engines import tensorrt
+from psfusion_ros.pipeline.engines.artifact import checkpoint_sha256, environment, read_sidecar, write_sidecar
 from psfusion_ros.pipeline.engines.base import InferenceOutput, agreement, check_precision, resolve_device
 from psfusion_ros.pipeline.parameters import DEVICES, PRECISIONS, default_params_file
-from psfusion_ros.tools.backend_timing import print_backends, run_backends, validation_pair
+from psfusion_ros.tools.backend_timing import CUDA_GRAPHS, print_backends, run_backends, validation_pair
 
 EXPORT_BACKENDS = ("compile", "tensorrt", "onnx")
 SUFFIXES = {"compile": ".pt2", "tensorrt": ".ep", "onnx": ".onnx"}
 #: Accuracy an artifact must reach against eager fp32 on the generated pair to be written (without --force).
 MIN_PSNR_DB, MIN_MASK_AGREEMENT = 35.0, 0.98
 SELF_CHECK_SMALL = (128, 160)
+SELF_CHECK_EXPORT_TIMEOUT_S = 300  # a build that takes longer would not fit a 15-minute GPU lease
 
 
 def say(text: str) -> None:
@@ -115,6 +120,7 @@ def export_artifact(model: PSFusion, backend: str, precision: str, network_size:
     partial.replace(out)
     meta = {
         "backend": backend, "precision": precision, "network_size": list(network_size),
+        "precision_policy": POLICIES["fp32" if backend == "onnx" else precision].describe(),
         "num_classes": model.num_classes, "checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256(checkpoint),
         "environment": environment(device), "hardware_compatible": hardware_compatible,
         "version_compatible": version_compatible, "accuracy": {**accuracy, "reference": "eager fp32, generated pair",
@@ -140,43 +146,109 @@ def _versions(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def _child_export(backend: str, precision: str, size: tuple[int, int], path: Path,
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """``psfusion-export`` in a child process: the node loads packages in a process that did not compile them (torch
+    2.11 crashed loading a CUDA package in the compiling process), and a compiler crash is a failed check."""
+    weights = ["--checkpoint", args.checkpoint] if args.checkpoint else ["--allow-untrained"]
+    params = ["--params-file", args.params_file] if args.params_file else []
+    command = [sys.executable, "-m", "psfusion_ros.tools.export", "--backend", backend, "--precision", precision,
+               "--network-size", f"{size[0]}x{size[1]}", "--device", "cuda", "-o", str(path), "--force",
+               *weights, *params]
+    check: dict[str, Any] = {"check": f"export {backend} {precision} {size[0]}x{size[1]}"}
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=SELF_CHECK_EXPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {**check, "ok": False, "error": f"not built within {SELF_CHECK_EXPORT_TIMEOUT_S} s"}
+    if result.returncode != 0 or not path.exists():
+        lines = (result.stderr or result.stdout).strip().splitlines() or [f"exit code {result.returncode}"]
+        return {**check, "ok": False, "error": lines[-1][:300]}
+    meta = read_sidecar(path)
+    return {**check, "ok": not meta["accuracy"]["forced"], **{k: meta["accuracy"][k] for k in (
+        "fused_psnr_db", "mask_agreement")}, "build_seconds": meta["build_seconds"]}
+
+
+def _node_pipeline(args: argparse.Namespace, size: tuple[int, int], workdir: Path) -> dict[str, Any]:
+    """``psfusion-bench pipeline`` on CUDA (eager fp16, CUDA graphs on as the node runs it): per-stage figures."""
+    out = workdir / "pipeline.json"
+    command = [sys.executable, "-m", "psfusion_ros.tools.bench", "pipeline", "--device", "cuda", "--backend", "eager",
+               "--precision", "fp16", "--network-size", f"{size[0]}x{size[1]}", "--iterations", "30",
+               "--json", str(out)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=SELF_CHECK_EXPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"error": f"psfusion-bench pipeline did not finish within {SELF_CHECK_EXPORT_TIMEOUT_S} s"}
+    if result.returncode != 0 or not out.exists():
+        return {"error": ((result.stderr or result.stdout).strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(out.read_text())
+
+
 def self_check(args: argparse.Namespace) -> int:
-    """Everything a bug report about a GPU machine needs, exercised for real, in one JSON and one table."""
+    """Everything a bug report about a GPU machine needs, exercised for real, in one JSON and one table; on a GPU it
+    fits a short lease: one AOTInductor and one TensorRT build (fp16, the configured size), no compile per size."""
+    started = time.perf_counter()
     config = PipelineConfig.from_yaml(args.params_file or default_params_file())
     size = args.network_size or config.network_size or (480, 640)
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     model = load_model(config.replace(allow_untrained=True), args.checkpoint)
-    report: dict[str, Any] = {"versions": _versions(device), "network_size": list(size), "checks": []}
+    report: dict[str, Any] = {"versions": _versions(device), "network_size": list(size), "checks": [],
+                              "seconds": {}}
     workdir = Path(tempfile.mkdtemp(prefix="psfusion-self-check-"))
-    # On a GPU: TensorRT fp16/fp32 at a small and at the configured size. Without one: the ONNX path only (the
-    # AOTInductor export takes minutes on a CPU; psfusion-bench backends measures it).
-    plan = ([("tensorrt", p, s) for s in (SELF_CHECK_SMALL, size) for p in ("fp16", "fp32")] if cuda else
-            [("onnx", "fp32", SELF_CHECK_SMALL)])
-    artifacts = {}
-    for backend, precision, at in plan:
-        name = f"{backend} {precision} {at[0]}x{at[1]}"
-        path = workdir / f"psfusion_{precision}_{at[0]}x{at[1]}{SUFFIXES[backend]}"
+    artifacts: dict[tuple[str, str], Path] = {}
+
+    def lap(step: str, since: float) -> None:
+        report["seconds"][step] = round(time.perf_counter() - since, 1)
+
+    if cuda:
+        builds = [("compile", "fp16")]
         try:
-            meta = export_artifact(model, backend, precision, at, device, path, args.checkpoint, force=True)
-            report["checks"].append({"check": f"export {name}", "ok": not meta["accuracy"]["forced"],
-                                     **meta["accuracy"], "build_seconds": meta["build_seconds"]})
-            artifacts[(backend, precision, tuple(at))] = path
+            tensorrt.import_torch_tensorrt()
+            builds.append(("tensorrt", "fp16"))
+        except EngineError as exc:
+            report["checks"].append({"check": "TensorRT", "ok": None, "error": f"skipped: {exc}"})
+        for backend, precision in builds:
+            t0 = time.perf_counter()
+            path = workdir / f"psfusion_{precision}_{size[0]}x{size[1]}{SUFFIXES[backend]}"
+            check = _child_export(backend, precision, size, path, args)
+            report["checks"].append(check)
+            if path.exists():
+                artifacts[(backend, precision)] = path
+            lap(f"export {backend} {precision}", t0)
+        candidates = [(b, p) for b in ("eager", f"eager{CUDA_GRAPHS}") for p in ("fp32", "fp16", "bf16")]
+        if ("compile", "fp16") in artifacts:  # loaded here, in a process that did not compile it
+            candidates += [("compile-aot", "fp16"), (f"compile-aot{CUDA_GRAPHS}", "fp16")]
+        if ("tensorrt", "fp16") in artifacts:
+            candidates.append(("tensorrt", "fp16"))
+        bench_size = size
+    else:  # the ONNX path only (an AOTInductor export takes minutes on a CPU; psfusion-bench backends measures it)
+        t0 = time.perf_counter()
+        path = workdir / f"psfusion_fp32_{SELF_CHECK_SMALL[0]}x{SELF_CHECK_SMALL[1]}.onnx"
+        name = f"export onnx fp32 {SELF_CHECK_SMALL[0]}x{SELF_CHECK_SMALL[1]}"
+        try:
+            meta = export_artifact(model, "onnx", "fp32", SELF_CHECK_SMALL, device, path, args.checkpoint, force=True)
+            report["checks"].append({"check": name, "ok": not meta["accuracy"]["forced"], **meta["accuracy"],
+                                     "build_seconds": meta["build_seconds"]})
+            artifacts[("onnx", "fp32")] = path
         except PSFusionError as exc:
-            report["checks"].append({"check": f"export {name}", "ok": False, "error": str(exc)})
-    if not cuda:
+            report["checks"].append({"check": name, "ok": False, "error": str(exc)})
         report["checks"].append({"check": "TensorRT", "ok": None, "error": "skipped: no CUDA GPU on this machine"})
-    bench_size = size if cuda else SELF_CHECK_SMALL
-    candidates = ([("eager", "fp32"), ("eager", "fp16"), ("compile", "fp16")] if cuda
-                  else [("eager", "fp32"), ("eager", "bf16"), ("onnxruntime", "fp32")])
-    candidates += [("tensorrt", p) for (b, p, s) in artifacts if b == "tensorrt" and s == tuple(bench_size)]
+        lap("export onnx fp32", t0)
+        candidates = [("eager", "fp32"), ("eager", "bf16"), ("onnxruntime", "fp32")]
+        bench_size = SELF_CHECK_SMALL
+    t0 = time.perf_counter()
     try:
         report["bench"] = run_backends(model, device, bench_size, candidates, iterations=args.iterations, warmup=2,
-                                       artifacts={(b, p): path for (b, p, s), path in artifacts.items()
-                                                  if tuple(s) == tuple(bench_size)})
+                                       artifacts=artifacts)
     except PSFusionError as exc:
         report["bench"] = {"error": str(exc)}
+    lap("backends", t0)
+    if cuda:
+        t0 = time.perf_counter()
+        report["pipeline"] = _node_pipeline(args, size, workdir)
+        lap("node pipeline", t0)
     shutil.rmtree(workdir, ignore_errors=True)
+    report["seconds"]["total"] = round(time.perf_counter() - started, 1)
     _print_self_check(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -199,6 +271,14 @@ def _print_self_check(report: dict[str, Any]) -> None:
     bench = report.get("bench", {})
     if "results" in bench:
         print_backends(bench)
+    pipeline = report.get("pipeline")
+    if pipeline and "stages_ms" in pipeline:
+        stages = pipeline["stages_ms"]
+        print(f"node pipeline ({pipeline['backend']} {pipeline['precision']}, {pipeline['data_path']} data path): "
+              f"per pair p50 {stages['total']['p50']:.1f} ms, p95 {stages['total']['p95']:.1f} ms")
+    elif pipeline:
+        print(f"node pipeline: {pipeline.get('error')}")
+    print("seconds: " + ", ".join(f"{k} {v}" for k, v in report["seconds"].items()))
 
 
 def build_parser() -> argparse.ArgumentParser:

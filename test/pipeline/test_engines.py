@@ -17,6 +17,7 @@ from psfusion_ros import PSFusion
 from psfusion_ros.errors import EngineError
 from psfusion_ros.model.checkpoint import load_checkpoint
 from psfusion_ros.model.inference import InferenceGraph
+from psfusion_ros.model.precision import POLICIES
 from psfusion_ros.pipeline.engines import compiled, onnx, tensorrt
 from psfusion_ros.pipeline.engines.artifact import check_artifact, checkpoint_sha256, sidecar_path
 from psfusion_ros.pipeline.engines.base import InferenceOutput, agreement
@@ -83,6 +84,7 @@ def test_aoti_package_loads_in_a_fresh_process_with_the_same_outputs(aoti_artifa
     assert score["fused_psnr_db"] >= 60 and score["mask_agreement"] >= 0.999, score
     meta = json.loads(sidecar_path(aoti_artifact).read_text())
     assert meta["backend"] == "compile" and meta["network_size"] == [64, 96] and meta["accuracy"]["fused_psnr_db"] >= 60
+    assert meta["precision_policy"] == POLICIES[meta["precision"]].describe()
 
 
 def test_onnx_export_runs_in_onnxruntime(onnx_artifact: dict, pair) -> None:
@@ -135,6 +137,18 @@ def test_mismatched_artifacts_are_refused_with_one_line(fake_artifact: Path, off
         check_artifact(fake_artifact, "compile", "fp32", NET, str(official_checkpoint), CPU)
     assert message in str(info.value) and "re-run psfusion-export on this machine" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_package_built_under_another_precision_policy_is_refused(fake_artifact: Path,
+                                                                   official_checkpoint: Path) -> None:
+    """bf16 means the measured mixed policy; a package whose fp32 blocks differ was built by another release."""
+    policy = POLICIES["bf16"].describe()
+    _edit(fake_artifact, precision="bf16", precision_policy=policy)
+    assert check_artifact(fake_artifact, "compile", "bf16", NET, str(official_checkpoint), CPU)["precision"] == "bf16"
+    _edit(fake_artifact, precision_policy={**policy, "fp32_blocks": ["seg_decoder"]})
+    with pytest.raises(EngineError, match=r"exported for bf16 policy with fp32 blocks \['seg_decoder'\], this node "
+                       r"needs \[.*\]; re-run psfusion-export"):
+        check_artifact(fake_artifact, "compile", "bf16", NET, str(official_checkpoint), CPU)
 
 
 @pytest.mark.parametrize(("changes", "message"), [

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from psfusion_ros.errors import EngineError
+from psfusion_ros.model.precision import POLICIES
 
 FORMAT = "psfusion_ros engine"
 FORMAT_VERSION = 1
@@ -157,6 +158,10 @@ def check_artifact(path: str | Path, backend: str, precision: str, network_size:
 
     differs("backend", meta.get("backend"), backend)
     differs("precision", meta.get("precision"), precision)
+    policy = meta.get("precision_policy")  # absent in artifacts exported before policies were recorded
+    if isinstance(policy, dict) and meta.get("precision") == precision and backend != "onnx":
+        differs(f"{precision} policy with fp32 blocks", policy.get("fp32_blocks"),
+                list(POLICIES[precision].fp32_blocks) if precision in POLICIES else None)
     differs("network size", _size(meta.get("network_size")), _size(network_size))
     differs("device", meta["environment"].get("device"), device.type)
     built_sha = meta.get("checkpoint_sha256")

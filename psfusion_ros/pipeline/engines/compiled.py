@@ -16,6 +16,7 @@ from psfusion_ros.model.psfusion import PSFusion
 from psfusion_ros.pipeline.config import EngineConfig
 from psfusion_ros.pipeline.engines.artifact import check_artifact
 from psfusion_ros.pipeline.engines.base import InferenceOutput, check_precision
+from psfusion_ros.pipeline.engines.cuda_graphs import CudaGraphRunner, maybe_cuda_graphs
 
 log = logging.getLogger("psfusion_ros.engines")
 
@@ -24,14 +25,19 @@ class CompiledEngine:
     name = "compile"
 
     def __init__(self, module: torch.nn.Module, device: torch.device, precision: str, num_classes: int,
-                 source: str) -> None:
+                 source: str, cuda_graphs: bool = False) -> None:
         self.module, self.device, self.precision, self.num_classes = module, device, precision, num_classes
         self.source = source
+        self.run = maybe_cuda_graphs(module, device, cuda_graphs)
 
     def __call__(self, vi: torch.Tensor, ir: torch.Tensor) -> InferenceOutput:
         with torch.inference_mode():
-            fused, semantic = self.module(vi, ir)
+            fused, semantic = self.run(vi, ir)
         return InferenceOutput(fused, semantic)
+
+    def close(self) -> None:
+        if isinstance(self.run, CudaGraphRunner):
+            self.run.close()
 
 
 def compile_in_process(model: PSFusion, device: torch.device, precision: str,
@@ -73,9 +79,9 @@ def create(config: EngineConfig, model: PSFusion, device: torch.device,
         meta = check_artifact(config.engine_path, "compile", config.precision, network_size,
                               _checkpoint_of(model), device)
         return CompiledEngine(load_package(config.engine_path), device, config.precision,
-                              int(meta.get("num_classes", model.num_classes)), config.engine_path)
+                              int(meta.get("num_classes", model.num_classes)), config.engine_path, config.cuda_graphs)
     return CompiledEngine(compile_in_process(model, device, config.precision, network_size), device,
-                          config.precision, model.num_classes, "torch.compile")
+                          config.precision, model.num_classes, "torch.compile", config.cuda_graphs)
 
 
 def _checkpoint_of(model: PSFusion) -> str | None:

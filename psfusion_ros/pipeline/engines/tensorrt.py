@@ -127,5 +127,5 @@ def create(config: EngineConfig, model: PSFusion, device: torch.device,
     meta = check_artifact(config.engine_path, "tensorrt", config.precision, network_size,
                           getattr(model, "checkpoint_path", None), device)
     return TensorRTEngine(load_program(config.engine_path), device, config.precision,
-                          int(meta.get("num_classes", model.num_classes)), cudagraphs=True,
+                          int(meta.get("num_classes", model.num_classes)), cudagraphs=config.cuda_graphs,
                           runtime=import_torch_tensorrt().runtime)
