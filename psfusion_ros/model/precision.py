@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 #: What a lower-precision policy must keep against eager fp32 on the bench pair (``psfusion-bench backends``).
 TARGET_FUSED_PSNR_DB = 40.0
 TARGET_MASK_AGREEMENT = 0.995

@@ -84,13 +84,10 @@ def _rss_high_water_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_backends(model: PSFusion, device: torch.device, size: tuple[int, int], candidates: list[tuple[str, str]],
-                 iterations: int = 5, warmup: int = 1, artifacts: dict | None = None) -> dict[str, Any]:
-    """Time each (backend, precision) in interleaved rounds; eager fp32 is always included as the reference."""
-    candidates = [("eager", "fp32")] + [c for c in candidates if c != ("eager", "fp32")]
-    vi, ir = validation_pair(size, device)
-    artifacts = dict(artifacts or {})
-    workdir = Path(tempfile.mkdtemp(prefix="psfusion-bench-"))
+def _time_candidates(model: PSFusion, device: torch.device, size: tuple[int, int], candidates: list[tuple[str, str]],
+                     iterations: int, warmup: int, artifacts: dict, workdir: Path, vi: torch.Tensor,
+                     ir: torch.Tensor) -> dict[tuple[str, str], dict[str, Any]]:
+    """Set up every candidate (warm-up included), then time them in interleaved rounds: rows with raw times."""
     ready: dict[tuple[str, str], Callable] = {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -129,8 +126,19 @@ def run_backends(model: PSFusion, device: torch.device, size: tuple[int, int], c
             if device.type == "cuda":
                 rows[key]["peak_memory_mb"] = max(rows[key].get("peak_memory_mb", 0.0),
                                                   torch.cuda.max_memory_allocated(device) / 2**20)
+    return rows
+
+
+def run_backends(model: PSFusion, device: torch.device, size: tuple[int, int], candidates: list[tuple[str, str]],
+                 iterations: int = 5, warmup: int = 1, artifacts: dict | None = None) -> dict[str, Any]:
+    """Time each (backend, precision) in interleaved rounds; eager fp32 is always included as the reference."""
+    candidates = [("eager", "fp32")] + [c for c in candidates if c != ("eager", "fp32")]
+    vi, ir = validation_pair(size, device)
+    artifacts = dict(artifacts or {})
+    with tempfile.TemporaryDirectory(prefix="psfusion-bench-") as tmp:  # packages exported on the fly (~100 MB)
+        rows = _time_candidates(model, device, size, candidates, iterations, warmup, artifacts, Path(tmp), vi, ir)
     reference = rows[("eager", "fp32")].get("output")
-    base = float(np.median(rows[("eager", "fp32")]["times"])) if ("eager", "fp32") in ready else float("nan")
+    base = float(np.median(rows[("eager", "fp32")]["times"])) if "times" in rows[("eager", "fp32")] else float("nan")
     results = []
     for row in rows.values():
         if "times" in row:
