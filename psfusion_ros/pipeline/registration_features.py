@@ -12,6 +12,11 @@ attraction of every optimizer that uses it.
 Measured against orientation-histogram channels (CFOG-style, 8 bins) and locally normalized variants on
 the shared TNO/RoadScene pairs (README: Calibrating a rig): the doubled angle gave the higher and more
 distinct correlation peaks at the true alignment, at a quarter of the channels.
+MIND (Heinrich et al. 2012, a local self-similarity descriptor: 4 offsets, patch σ 1 or 2) in place of this
+field in the refinement, same bench (15 pairs × 2 warps, seed 0, 640×480): real-infrared consistency median
+9.8 / 10.6 px (≤ 5 px: 33 / 23 %) against 2.9 px (63 %) with this field; control 0.38 / 1.41 px against
+0.08 px. Blurring the RGB frame down to the thermal frame's sampling where that is coarser changed nothing
+(3.0 px).
 """
 
 from __future__ import annotations
