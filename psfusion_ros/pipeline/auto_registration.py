@@ -10,10 +10,12 @@ thermal pixels to RGB pixels, the calibration files' convention:
    0.55-1.65, roll ±9°, shift ±20 %) proposes candidates (:mod:`~psfusion_ros.pipeline.registration_search`);
 3. each candidate is verified by a short ECC refinement at 1/4 resolution, first a similarity, then a
    homography (a similarity step at 1/8 walked good candidates out of their basin on real infrared: 20 of 30
-   warped real pairs stayed within 20 px of the warp, 26 of 30 at 1/4); the best continues at 1/2 and full
-   resolution (:mod:`~psfusion_ros.pipeline.registration_refine`);
+   warped real pairs stayed within 20 px of the warp, 26 of 30 at 1/4); every verified candidate that landed
+   somewhere else continues at 1/2, and the correlation there decides (at 1/4 a wrong alignment scored higher
+   on 3 of the 15 recorded shared pairs); the winner ends at full resolution
+   (:mod:`~psfusion_ros.pipeline.registration_refine`);
 4. confidence combines how well the frames correlate at the result, how clearly it beats the best *different*
-   alignment, whether the frames have texture at all, and (several pairs) whether the pairs agree.
+   alignment at 1/2, whether the frames have texture at all, and (several pairs) whether the pairs agree.
 
 Low confidence comes with a reason; a caller must not use such a homography (``psfusion-calibrate --auto``
 exits 1 and writes nothing).
@@ -32,7 +34,7 @@ from psfusion_ros.pipeline.registration_features import orientation_field, resiz
 from psfusion_ros.pipeline.registration_refine import refine_level
 from psfusion_ros.pipeline.registration_search import SearchRange, search
 
-#: Candidates of the global search that are verified by a short refinement.
+#: Candidates of the global search that are verified by a short refinement (then decided at 1/2 resolution).
 VERIFY = 4
 #: A result is usable at or above this confidence.
 CONFIDENT = 0.5
@@ -40,6 +42,8 @@ CONFIDENT = 0.5
 MIN_STRUCTURE = 0.02
 #: Two alignments are "different" when they put the footprint corners this far apart (fraction of the diagonal).
 DISTINCT_FRACTION = 0.03
+#: Verified candidates closer than this (working pixels at the footprint corners) are one candidate.
+SAME_PX = 2.0
 #: How far the best (scale, roll) cell of the search stands out of all cells (robust z-score: median/MAD): on the
 #: shared pairs mismatched scenes, noise and non-overlapping crops reached 1.0-5.2 (median 2.2-3.0), recorded
 #: real pairs 3.1-9.3 (median 6.0). The confidence ramps up between these.
@@ -190,22 +194,33 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
         starts = [to_work(np.asarray(initial, np.float64))]
     long_side = max(work_r)
     verify_level = _level(0.25, long_side)
-    verified = []
-    for H in starts[:VERIFY]:
-        coarse = refine_level(ts, rs, H, verify_level, "similarity") if initial is None else None
-        fine = refine_level(ts, rs, coarse.homography if coarse else H, verify_level, "homography")
-        verified.append(fine)
-    verified.sort(key=lambda r: -r.correlation)
-    best = verified[0]
     diagonal = float(np.hypot(*work_r))
-    rivals = [r.correlation for r in verified[1:]
-              if displacement_px(best.homography, r.homography, work_t, work_r) > DISTINCT_FRACTION * diagonal]
+
+    def distinct(results: list, limit: int) -> list:
+        """The best ``limit`` results that landed in different places (best correlation first)."""
+        kept: list = []
+        for r in sorted(results, key=lambda r: -r.correlation):
+            if all(displacement_px(k.homography, r.homography, work_t, work_r) > SAME_PX for k in kept):
+                kept.append(r)
+        return kept[:limit]
+
+    if initial is None:
+        starts = [refine_level(ts, rs, H, verify_level, "similarity").homography for H in starts[:VERIFY]]
+    verified = [refine_level(ts, rs, H, verify_level, "homography") for H in starts]
+    # the verified candidates that landed in different places go on to 1/2, whose correlation decides: at 1/4 a
+    # wrong alignment out-correlated the right one on 3 of the 15 recorded shared pairs (README: Calibrating a rig)
+    unique = distinct(verified, VERIFY)
+    half_level = _level(0.5, long_side)
+    halves = [refine_level(ts, rs, r.homography, half_level, "homography") for r in unique]
+    pick = int(np.argmax([h.correlation for h in halves]))
+    best, half = unique[pick], halves[pick]
+    rivals = [h.correlation for h in halves
+              if displacement_px(half.homography, h.homography, work_t, work_r) > DISTINCT_FRACTION * diagonal]
     rival = max(rivals) if rivals else 0.0
-    margin = float((best.correlation - rival) / best.correlation) if best.correlation > 0 else 0.0
+    margin = float((half.correlation - rival) / half.correlation) if half.correlation > 0 else 0.0
     if initial is not None:
         margin = 1.0  # no search, no rival: a local refinement says nothing about ambiguity
 
-    half = refine_level(ts, rs, best.homography, _level(0.5, long_side), "homography")
     final = refine_level(ts, rs, half.homography, 1.0, "homography")
     scale = float(np.sqrt(abs(np.linalg.det(np.linalg.inv(r_scale)[:2, :2]))))  # working → full RGB pixels
     per_pair: list[PairReport] = []
