@@ -57,8 +57,11 @@ class SDFM(nn.Module):
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) → (B, 1, H*W, C): one attention head whose tokens are pixels."""
-    return x.flatten(2).transpose(1, 2).unsqueeze(1)
+    """(B, C, H, W) → (B, 1, H*W, C): one attention head whose tokens are pixels.
+
+    Contiguous, because a transposed view sends CPU ``scaled_dot_product_attention`` to its math path, which
+    materializes the N×N matrix: 347 vs 36 ms (fp32) and 276 vs 14 ms (bf16) per call at 60×80 tokens, C 64."""
+    return x.flatten(2).transpose(1, 2).unsqueeze(1).contiguous()
 
 
 class GEFM(nn.Module):
