@@ -195,21 +195,15 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
     long_side = max(work_r)
     verify_level = _level(0.25, long_side)
     diagonal = float(np.hypot(*work_r))
-
-    def distinct(results: list, limit: int) -> list:
-        """The best ``limit`` results that landed in different places (best correlation first)."""
-        kept: list = []
-        for r in sorted(results, key=lambda r: -r.correlation):
-            if all(displacement_px(k.homography, r.homography, work_t, work_r) > SAME_PX for k in kept):
-                kept.append(r)
-        return kept[:limit]
-
     if initial is None:
         starts = [refine_level(ts, rs, H, verify_level, "similarity").homography for H in starts[:VERIFY]]
     verified = [refine_level(ts, rs, H, verify_level, "homography") for H in starts]
     # the verified candidates that landed in different places go on to 1/2, whose correlation decides: at 1/4 a
     # wrong alignment out-correlated the right one on 3 of the 15 recorded shared pairs (README: Calibrating a rig)
-    unique = distinct(verified, VERIFY)
+    unique: list = []
+    for r in sorted(verified, key=lambda r: -r.correlation):
+        if all(displacement_px(u.homography, r.homography, work_t, work_r) > SAME_PX for u in unique):
+            unique.append(r)
     half_level = _level(0.5, long_side)
     halves = [refine_level(ts, rs, r.homography, half_level, "homography") for r in unique]
     pick = int(np.argmax([h.correlation for h in halves]))
