@@ -30,7 +30,7 @@ BENCH_BACKENDS = ("eager", "compile", "compile-aot", "tensorrt", "onnxruntime",
 def validation_pair(network_size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """A generated dusk-drive pair at the network size, as the pipeline hands it to an engine."""
     scene = synthetic_frame(3, *network_size, seed=1)
-    vi = torch.from_numpy(scene.visible).permute(2, 0, 1)[None].float().div(255)
+    vi = torch.from_numpy(scene.visible).permute(2, 0, 1)[None].float().div(255).contiguous()  # CompiledEngine's layout
     ir = torch.from_numpy(temperature_to_uint8(scene.temperature))[None, None].float().div(255)
     return vi.to(device), ir.to(device)
 

@@ -121,6 +121,7 @@ def export_artifact(model: PSFusion, backend: str, precision: str, network_size:
     meta = {
         "backend": backend, "precision": precision, "network_size": list(network_size),
         "precision_policy": POLICIES["fp32" if backend == "onnx" else precision].describe(),
+        "input_layout": "contiguous",  # an AOTInductor package assumes the strides it was exported with
         "num_classes": model.num_classes, "checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256(checkpoint),
         "environment": environment(device), "hardware_compatible": hardware_compatible,
         "version_compatible": version_compatible, "accuracy": {**accuracy, "reference": "eager fp32, generated pair",

@@ -105,7 +105,8 @@ def fake_artifact(tmp_path: Path, official_checkpoint: Path) -> Path:
     from psfusion_ros.pipeline.engines.artifact import environment, write_sidecar
 
     write_sidecar(path, {"backend": "compile", "precision": "fp32", "network_size": [64, 96],
-                         "checkpoint_sha256": checkpoint_sha256(official_checkpoint), "environment": environment(CPU)})
+                         "input_layout": "contiguous", "checkpoint_sha256": checkpoint_sha256(official_checkpoint),
+                         "environment": environment(CPU)})
     return path
 
 
@@ -123,6 +124,7 @@ def _edit(path: Path, **changes: object) -> None:
 @pytest.mark.parametrize(("changes", "message"), [
     ({"network_size": [96, 128]}, "exported for network size 96x128, this node needs 64x96"),
     ({"precision": "bf16"}, "exported for precision bf16, this node needs fp32"),
+    ({"input_layout": "permuted"}, "exported for input layout permuted, this node needs contiguous"),
     ({"backend": "tensorrt"}, "exported for backend tensorrt, this node needs compile"),
     ({"checkpoint_sha256": "0" * 64}, "exported for other weights (sha256 000000000000 vs best_model.pth sha256"),
     ({"torch": "2.99.0"}, "exported for torch 2.99.0, this node needs"),
@@ -365,3 +367,15 @@ def test_cuda_aoti_package_round_trip(det_model: PSFusion, pair, reference: Infe
     path = compiled.export_package(graph, tuple(t.to(cuda) for t in pair), tmp_path / "psfusion_fp16.pt2")
     score = agreement(reference, _run_in_fresh_process(path, pair, "cuda", tmp_path))
     assert score["fused_psnr_db"] >= 25 and score["mask_agreement"] >= 0.98, score
+
+
+def test_the_in_process_compile_serves_frames_without_recompiling(det_model: PSFusion, pair, reference) -> None:
+    """Frames come as permuted NHWC views made outside inference mode; the warm-up compiled the graph for them, so
+    the first frame does not recompile (it did: ~8 s at 480x640, and without freezing)."""
+    module = compiled.compile_in_process(det_model, CPU, "fp32", NET)
+    engine = compiled.CompiledEngine(module, CPU, "fp32", 9, "torch.compile")
+    vi = pair[0].permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as FusionPipeline.run_batch hands it over
+    assert not vi.is_contiguous()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        out = engine(vi, pair[1])
+    assert agreement(reference, out)["fused_psnr_db"] >= 60

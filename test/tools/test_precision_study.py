@@ -43,3 +43,25 @@ def test_a_bad_weight_set_is_one_line(tmp_path: Path) -> None:
         result = _run("--network-size", "32x64", "--weights", spec)
         assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1], result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_when_single_blocks_suffice_the_cheapest_is_kept(tmp_path: Path) -> None:
+    """A target that several single blocks reach: the study keeps the one whose fp32 run costs least (by its own
+    timings), not the one with the largest gain."""
+    first = tmp_path / "first.json"
+    assert _run("--network-size", "32x64", "--weights", "seed:3", "--json", str(first)).returncode == 0
+    row = json.loads(first.read_text())["weight_sets"]["seed:3"]
+    low = row["all_low"]["fused_psnr_db"]
+    gains = sorted(s["fused_psnr_db"] for s in row["blocks"].values() if s["fused_psnr_db"] > low)
+    assert len(gains) >= 2  # several blocks help at all
+    target = (low + gains[-2]) / 2  # reached by at least two single blocks
+    out = tmp_path / "second.json"
+    result = _run("--network-size", "32x64", "--weights", "seed:3", "--target-psnr", f"{target:.6f}",
+                  "--target-agreement", "0", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    row = report["weight_sets"]["seed:3"]
+    sufficient = [b for b, s in row["blocks"].items() if s["fused_psnr_db"] >= target]
+    assert len(sufficient) >= 2
+    cost = {b: row["block_ms"][b]["fp32"] - row["block_ms"][b]["bf16"] for b in sufficient}
+    assert report["fp32_blocks"] == [min(sufficient, key=cost.get)] and report["met"] is True

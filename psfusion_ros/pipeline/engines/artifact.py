@@ -162,6 +162,8 @@ def check_artifact(path: str | Path, backend: str, precision: str, network_size:
     if isinstance(policy, dict) and meta.get("precision") == precision and backend != "onnx":
         differs(f"{precision} policy with fp32 blocks", policy.get("fp32_blocks"),
                 list(POLICIES[precision].fp32_blocks) if precision in POLICIES else None)
+    if backend == "compile":  # packages exported before the key took a permuted (NHWC-memory) visible input
+        differs("input layout", meta.get("input_layout", "permuted"), "contiguous")
     differs("network size", _size(meta.get("network_size")), _size(network_size))
     differs("device", meta["environment"].get("device"), device.type)
     built_sha = meta.get("checkpoint_sha256")

@@ -31,6 +31,9 @@ class CompiledEngine:
         self.run = maybe_cuda_graphs(module, device, cuda_graphs)
 
     def __call__(self, vi: torch.Tensor, ir: torch.Tensor) -> InferenceOutput:
+        # one memory layout for every caller (the pipeline hands over NHWC memory as a permuted view): a compiled
+        # graph is specialized to its inputs' strides, and another layout recompiles it on the frame (~8 s here)
+        vi, ir = vi.contiguous(), ir.contiguous()
         with torch.inference_mode():
             fused, semantic = self.run(vi, ir)
         return InferenceOutput(fused, semantic)
@@ -48,14 +51,18 @@ def compile_in_process(model: PSFusion, device: torch.device, precision: str,
     started = time.perf_counter()
     log.info("compiling PSFusion with TorchInductor at %dx%d %s (once per start; an AOTInductor package from "
              "psfusion-export avoids it) ...", *network_size, precision)
+    # warm-up inputs made outside inference mode, like the frames: an inference tensor is another dispatch key
+    # set, which the compiled graph's guards reject (the first real frame recompiled, without freezing)
+    vi, ir = torch.zeros(1, 3, *network_size, device=device), torch.zeros(1, 1, *network_size, device=device)
     with torch._inductor.config.patch(freezing=True), torch.inference_mode():
-        module(torch.zeros(1, 3, *network_size, device=device), torch.zeros(1, 1, *network_size, device=device))
+        module(vi, ir)
     log.info("compiled in %.1f s", time.perf_counter() - started)
     return module
 
 
 def export_package(graph: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path) -> Path:
     """AOTInductor: torch.export, then compile and package (weights included) into one ``.pt2`` file."""
+    inputs = tuple(t.contiguous() for t in inputs)  # the layout CompiledEngine hands over
     with torch.inference_mode():
         exported = torch.export.export(graph, inputs, strict=False)
     return Path(torch._inductor.aoti_compile_and_package(exported, package_path=str(path),
