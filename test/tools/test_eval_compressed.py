@@ -92,7 +92,11 @@ def test_a_compressed_drive_evaluates_like_the_raw_one(tmp_path: Path, official_
              for name in ("raw", "decoded", "compressed")}
     assert fused["raw"].keys() == fused["compressed"].keys() == fused["decoded"].keys() and len(fused["raw"]) == 6
     for stamp, image in fused["compressed"].items():  # the only difference from raw is what JPEG changed
-        assert np.array_equal(image, fused["decoded"][stamp])
+        # two processes run the same float network on the same frames; oneDNN's results may differ in the last bit
+        # with buffer alignment (seen: 30 of 36864 values off by 1 on one frame), so equal up to one grey level
+        diff = np.abs(image.astype(np.int16) - fused["decoded"][stamp].astype(np.int16))
+        changed = np.count_nonzero(diff)
+        assert diff.max() <= 1 and changed <= 0.01 * diff.size, (stamp, diff.max(), changed)
     psnr = [_psnr(fused["compressed"][s], fused["raw"][s]) for s in fused["raw"]]
     print(f"fused PSNR, compressed drive (JPEG q95 RGB) vs raw drive: min {min(psnr):.1f} dB, "
           f"mean {np.mean(psnr):.1f} dB")
