@@ -23,7 +23,7 @@ TARGET_MASK_AGREEMENT = 0.995
 
 #: Blocks kept in fp32 by ``bf16`` and ``fp16``. Measured at 480x640 (``psfusion-bench precision``, README: Precision
 #: policy): a second fusion-only checkpoint reached 99.40 % mask agreement all in bf16; the classifier head in fp32
-#: lifts it to 99.70 % for ~6 ms (the thermal stem: 99.87 % for ~180 ms); the fused-image head is the largest PSNR
+#: lifts it to 99.70 % for <= 6 ms (the thermal stem: 99.87 % for ~180 ms); the fused-image head is the largest PSNR
 #: gain on trained weights (+0.5-1.8 dB) at ~0.3 % of the time.
 MIXED_FP32_BLOCKS: tuple[str, ...] = ("pred_fusion", "classfier")
 

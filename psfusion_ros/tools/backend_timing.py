@@ -28,9 +28,10 @@ BENCH_BACKENDS = ("eager", "compile", "compile-aot", "tensorrt", "onnxruntime",
 
 
 def validation_pair(network_size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A generated dusk-drive pair at the network size, as the pipeline hands it to an engine."""
+    """A generated dusk-drive pair at the network size, contiguous NCHW as ``CompiledEngine`` hands it to a graph
+    (an AOTInductor package is called with it directly when checked, and assumes the strides it was exported with)."""
     scene = synthetic_frame(3, *network_size, seed=1)
-    vi = torch.from_numpy(scene.visible).permute(2, 0, 1)[None].float().div(255).contiguous()  # CompiledEngine's layout
+    vi = torch.from_numpy(scene.visible).permute(2, 0, 1)[None].float().div(255).contiguous()
     ir = torch.from_numpy(temperature_to_uint8(scene.temperature))[None, None].float().div(255)
     return vi.to(device), ir.to(device)
 
