@@ -17,6 +17,11 @@ thermal pixels to RGB pixels, the calibration files' convention:
 4. confidence combines how well the frames correlate at the result, how clearly it beats the best *different*
    alignment at 1/2, whether the frames have texture at all, and (several pairs) whether the pairs agree.
 
+With ``initial`` (the live check, ``psfusion-calibrate --init``) there is no search and no 1/4 level: the
+refinement starts at 1/2. Started at the estimator's own result on the 15 recorded shared pairs, the 1/4 level
+walked 5 of them 17-88 px away with full confidence (the live monitor would have warned on a right calibration);
+starting at 1/2 it is 1 of 15 (README: Calibrating a rig).
+
 Low confidence comes with a reason; a caller must not use such a homography (``psfusion-calibrate --auto``
 exits 1 and writes nothing).
 """
@@ -31,7 +36,7 @@ import numpy as np
 
 from psfusion_ros.errors import FrameError
 from psfusion_ros.pipeline.registration_features import orientation_field, resized, structure, unit_gray
-from psfusion_ros.pipeline.registration_refine import refine_level
+from psfusion_ros.pipeline.registration_refine import Refinement, correlation_at, refine_level
 from psfusion_ros.pipeline.registration_search import SearchRange, search
 
 #: Candidates of the global search that are verified by a short refinement (then decided at 1/2 resolution).
@@ -197,7 +202,9 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
     diagonal = float(np.hypot(*work_r))
     if initial is None:
         starts = [refine_level(ts, rs, H, verify_level, "similarity").homography for H in starts[:VERIFY]]
-    verified = [refine_level(ts, rs, H, verify_level, "homography") for H in starts]
+        verified = [refine_level(ts, rs, H, verify_level, "homography") for H in starts]
+    else:  # a local refinement starts at 1/2: from a right calibration the coarse level walked real pairs away
+        verified = [Refinement(H, float("nan"), 0) for H in starts]
     # the verified candidates that landed in different places go on to 1/2, whose correlation decides: at 1/4 a
     # wrong alignment out-correlated the right one on 3 of the 15 recorded shared pairs (README: Calibrating a rig)
     unique: list = []
@@ -216,6 +223,8 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
         margin = 1.0  # no search, no rival: a local refinement says nothing about ambiguity
 
     final = refine_level(ts, rs, half.homography, 1.0, "homography")
+    # the correlation the confidence ramps on is taken at 1/4; a local refinement scores where it ended
+    correlation = best.correlation if initial is None else correlation_at(ts, rs, final.homography, verify_level)
     scale = float(np.sqrt(abs(np.linalg.det(np.linalg.inv(r_scale)[:2, :2]))))  # working → full RGB pixels
     per_pair: list[PairReport] = []
     offsets = []
@@ -229,14 +238,14 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
     else:
         residual = displacement_px(half.homography, final.homography, work_t, work_r) * scale
     evidence = 1.0 if initial is not None else _ramp(significance, *SIGNIFICANCE_RAMP)
-    confidence = evidence * _ramp(best.correlation, *CORRELATION_RAMP) * _ramp(margin, *MARGIN_RAMP)
+    confidence = evidence * _ramp(correlation, *CORRELATION_RAMP) * _ramp(margin, *MARGIN_RAMP)
     reason = ""
     if evidence < 1 and confidence < CONFIDENT:
         reason = (f"no alignment stands out of the search (significance {significance:.1f}, needs "
                   f"{SIGNIFICANCE_RAMP[1]:.0f}): not one scene, no overlap, or too little shared structure; "
                   "try more pairs of the rig")
-    elif _ramp(best.correlation, *CORRELATION_RAMP) < 1 and confidence < CONFIDENT:
-        reason = (f"the frames barely correlate (orientation correlation {best.correlation:.2f}): not one scene, "
+    elif _ramp(correlation, *CORRELATION_RAMP) < 1 and confidence < CONFIDENT:
+        reason = (f"the frames barely correlate (orientation correlation {correlation:.2f}): not one scene, "
                   "no overlap, or too little shared structure")
     elif confidence < CONFIDENT:
         reason = (f"no distinct alignment: a different one fits almost as well (margin {margin:.2f}); try more "
@@ -248,5 +257,5 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
     area = (foot[1, 0] - foot[0, 0]) * (foot[2, 1] - foot[1, 1]) / float(work_r[0] * work_r[1])
     if area < 0.05:
         confidence, reason = 0.0, "the thermal frame would cover under 5 % of the RGB frame (no overlap)"
-    return RegistrationEstimate(to_full(final.homography), round(confidence, 4), residual, best.correlation, margin,
+    return RegistrationEstimate(to_full(final.homography), round(confidence, 4), residual, correlation, margin,
                                 significance, reason, thermal_size, rgb_size, per_pair)

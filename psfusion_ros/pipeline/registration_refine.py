@@ -205,6 +205,14 @@ def refine_level(thermals: Sequence[np.ndarray], rgbs: Sequence[np.ndarray], hom
     return Refinement(level.homography_of(warp), rho, done)
 
 
+def correlation_at(thermals: Sequence[np.ndarray], rgbs: Sequence[np.ndarray], homography: np.ndarray,
+                   factor: float) -> float:
+    """The correlation a homography reaches at one resolution, without moving it (how well a calibration in use
+    fits the frames, on the same scale as :func:`refine_level`'s)."""
+    level = _Level(thermals, rgbs, factor, homography, "homography")
+    return level.evaluate(level.warp_of(homography), False)[0]
+
+
 def refine(thermals: Sequence[np.ndarray], rgbs: Sequence[np.ndarray], homography: np.ndarray,
            schedule: Sequence[tuple[float, str]] = SCHEDULE) -> Refinement:
     """Every level of ``schedule`` in turn, each starting where the previous one ended."""
