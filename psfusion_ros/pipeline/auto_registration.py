@@ -18,9 +18,9 @@ thermal pixels to RGB pixels, the calibration files' convention:
    alignment at 1/2, whether the frames have texture at all, and (several pairs) whether the pairs agree.
 
 With ``initial`` (the live check, ``psfusion-calibrate --init``) there is no search and no 1/4 level: the
-refinement starts at 1/2. Started at the estimator's own result on the 15 recorded shared pairs, the 1/4 level
-walked 5 of them 17-88 px away with full confidence (the live monitor would have warned on a right calibration);
-starting at 1/2 it is 1 of 15 (README: Calibrating a rig).
+refinement starts at 1/2. Started at the estimator's own result on the 15 recorded shared pairs, live checks
+(256 px frames) that began at 1/4 walked 5 of them 17-88 px away with full confidence (the monitor would have warned
+on a right calibration); beginning at 1/2 (384 px) it is 1 of 15 (README: Calibrating a rig).
 
 Low confidence comes with a reason; a caller must not use such a homography (``psfusion-calibrate --auto``
 exits 1 and writes nothing).
