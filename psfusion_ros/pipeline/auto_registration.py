@@ -17,7 +17,7 @@ thermal pixels to RGB pixels, the calibration files' convention:
 4. confidence combines how well the frames correlate at the result, how clearly it beats the best *different*
    alignment at 1/2, whether the frames have texture at all, and (several pairs) whether the pairs agree.
 
-With ``initial`` (the live check, ``psfusion-calibrate --init``) there is no search and no 1/4 level: the
+With ``initial`` (the live check, ``psfusion-calibrate --init``) there is no search and no 1/4 step: the
 refinement starts at 1/2. Started at the estimator's own result on the 15 recorded shared pairs, live checks
 (256 px frames) that began at 1/4 walked 5 of them 17-88 px away with full confidence (the monitor would have warned
 on a right calibration); beginning at 1/2 (384 px) it is 1 of 15 (README: Calibrating a rig).
@@ -188,23 +188,20 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
     usable = [i for i in range(len(thermals)) if t_struct[i] >= MIN_STRUCTURE and r_struct[i] >= MIN_STRUCTURE]
     ts, rs = [thermals[i] for i in usable], [rgbs[i] for i in usable]
 
-    significance = float("nan")
-    if initial is None:
-        found = search(ts, rs, search_range or SearchRange())
-        starts = [c.homography for c in found.candidates]
-        median = float(np.median(found.scores))
-        spread = 1.4826 * float(np.median(np.abs(found.scores - median))) + 1e-9
-        significance = (float(found.scores.max()) - median) / spread
-    else:
-        starts = [to_work(np.asarray(initial, np.float64))]
     long_side = max(work_r)
     verify_level = _level(0.25, long_side)
     diagonal = float(np.hypot(*work_r))
+    significance = float("nan")
     if initial is None:
-        starts = [refine_level(ts, rs, H, verify_level, "similarity").homography for H in starts[:VERIFY]]
+        found = search(ts, rs, search_range or SearchRange())
+        median = float(np.median(found.scores))
+        spread = 1.4826 * float(np.median(np.abs(found.scores - median))) + 1e-9
+        significance = (float(found.scores.max()) - median) / spread
+        starts = [refine_level(ts, rs, c.homography, verify_level, "similarity").homography
+                  for c in found.candidates[:VERIFY]]
         verified = [refine_level(ts, rs, H, verify_level, "homography") for H in starts]
-    else:  # a local refinement starts at 1/2: from a right calibration the coarse level walked real pairs away
-        verified = [Refinement(H, float("nan"), 0) for H in starts]
+    else:  # a local refinement starts at 1/2 (from a right calibration the 1/4 level walked real pairs away)
+        verified = [Refinement(to_work(np.asarray(initial, np.float64)), float("nan"), 0)]
     # the verified candidates that landed in different places go on to 1/2, whose correlation decides: at 1/4 a
     # wrong alignment out-correlated the right one on 3 of the 15 recorded shared pairs (README: Calibrating a rig)
     unique: list = []
