@@ -21,6 +21,9 @@ from psfusion_ros.io.bags import BagReader
 
 #: Seconds a best-effort player stays after its last message (nothing tells it the transport delivered it).
 BEST_EFFORT_LINGER_S = 1.0
+#: Seconds a best-effort player waits after it sees its subscribers: discovery is not symmetric, the reader
+#: matches the writer a moment after the writer counted the reader, and best effort drops what goes out between.
+BEST_EFFORT_MATCH_GRACE_S = 1.0
 #: Types replayed by default (what the node consumes); ``--topics`` may name others.
 DEFAULT_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/CameraInfo")
 
@@ -91,10 +94,13 @@ class BagPlayer:
         return (min(self.stop_ns, self.reader.span_ns[1] + 1) - self.start_ns) / 1e9
 
     def wait_for_subscribers(self, timeout: float) -> bool:
-        """True once every replayed topic has a subscriber (bounded)."""
+        """True once every replayed topic has a subscriber (bounded). A reliable writer re-sends what the reader
+        missed while it was still matching; a best-effort one cannot, so it gives the readers a moment first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all(p.get_subscription_count() > 0 for p in self.publishers.values()):
+                if any(p.qos_profile.reliability != ReliabilityPolicy.RELIABLE for p in self.publishers.values()):
+                    time.sleep(BEST_EFFORT_MATCH_GRACE_S)
                 return True
             time.sleep(0.05)
         return False
