@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from psfusion_ros.pipeline.parameters import default_params_file
+from psfusion_ros.pipeline.parameters import default_params_file, installed_config
 
 
 def node_executable(name: str = "psfusion_node") -> str:
@@ -82,8 +82,13 @@ class NodeProcess:
 
 
 def private_ros_env(domain_id: int | None = None) -> dict[str, str]:
-    """This process's environment on a private DDS domain, discovery on this machine only."""
+    """This process's environment on a private DDS domain, discovery on this machine only. Both sides are ours
+    and on one machine, so Fast DDS gets the shipped large-image profile unless one is set: over the default
+    transport ``psfusion-bench monitor`` got no 640x480 pair through on the 2-core machine."""
     domain = domain_id if domain_id is not None else 100 + os.getpid() % 100
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    profile = installed_config("fastdds_large_images.xml")
+    if profile is not None and os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") == "rmw_fastrtps_cpp":
+        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
     return dict(os.environ)

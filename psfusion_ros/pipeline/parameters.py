@@ -243,23 +243,28 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def default_params_file() -> Path:
-    """``config/psfusion.yaml`` of this installation: ament share directory, pip data directory or source tree."""
+def installed_config(name: str) -> Path | None:
+    """``config/<name>`` of this installation: ament share directory, pip data directory or source tree."""
     import sys
 
     candidates = []
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory("psfusion_ros")) / "config" / "psfusion.yaml")
+        candidates.append(Path(get_package_share_directory("psfusion_ros")) / "config" / name)
     except Exception:  # noqa: BLE001 - not in an ament index (plain virtual environment)
         pass
-    candidates += [Path(sys.prefix) / "share" / "psfusion_ros" / "config" / "psfusion.yaml",
-                   Path(__file__).resolve().parents[2] / "config" / "psfusion.yaml"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError("config/psfusion.yaml not found in this installation; pass --params-file")
+    candidates += [Path(sys.prefix) / "share" / "psfusion_ros" / "config" / name,
+                   Path(__file__).resolve().parents[2] / "config" / name]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def default_params_file() -> Path:
+    """``config/psfusion.yaml`` of this installation."""
+    path = installed_config("psfusion.yaml")
+    if path is None:
+        raise ConfigError("config/psfusion.yaml not found in this installation; pass --params-file")
+    return path
 
 
 def node_keys(node_name: str = NODE_NAME) -> tuple[str, ...]:
