@@ -15,6 +15,20 @@ SHARED_PAIRS = TEST_DIR.parent.parent / "shared" / "data" / "pairs"
 TRAIN_ARGS = ["--lr", "0.01", "--warmup-steps", "0", "--crop", "64", "--batch-size", "2", "--device", "cpu"]
 
 
+def recorded_pair(pair: str) -> tuple:
+    """A shared aligned pair (``"tno/04.png"``) as the registration bench loads it: grey infrared, RGB visible,
+    both resized to 640x480."""
+    import cv2
+
+    from psfusion_ros.io.image_files import read_image
+
+    dataset, name = pair.split("/")
+    ir = read_image(SHARED_PAIRS / dataset / "ir" / name, "L")
+    vi = read_image(SHARED_PAIRS / dataset / "vi" / name, "RGB")
+    return (cv2.resize(ir, (640, 480), interpolation=cv2.INTER_AREA),
+            cv2.resize(vi, (640, 480), interpolation=cv2.INTER_AREA))
+
+
 def deterministic_weights(model: torch.nn.Module) -> torch.nn.Module:
     """Fill every tensor from a closed-form recipe keyed by its name's position.
 

@@ -12,15 +12,16 @@ thermal pixels to RGB pixels, the calibration files' convention:
    homography (a similarity step at 1/8 walked good candidates out of their basin on real infrared: 20 of 30
    warped real pairs stayed within 20 px of the warp, 26 of 30 at 1/4); every verified candidate that landed
    somewhere else continues at 1/2, and the correlation there decides (at 1/4 a wrong alignment scored higher
-   on 3 of the 15 recorded shared pairs); the winner ends at full resolution
-   (:mod:`~psfusion_ros.pipeline.registration_refine`);
+   on 3 of the 15 recorded shared pairs); the winner ends at full resolution, then a quadrant step moves what ECC
+   left with a corner off (:mod:`~psfusion_ros.pipeline.registration_refine`);
 4. confidence combines how well the frames correlate at the result, how clearly it beats the best *different*
    alignment at 1/2, whether the frames have texture at all, and (several pairs) whether the pairs agree.
 
 With ``initial`` (the live check, ``psfusion-calibrate --init``) there is no search and no 1/4 step: the
 refinement starts at 1/2. Started at the estimator's own result on the 15 recorded shared pairs, live checks
 (256 px frames) that began at 1/4 walked 5 of them 17-88 px away with full confidence (the monitor would have warned
-on a right calibration); beginning at 1/2 (384 px) it is 1 of 15 (README: Calibrating a rig).
+on a right calibration); beginning at 1/2 (384 px) it was 1 of 15, with the quadrant step 0 (README: Calibrating a
+rig).
 
 Low confidence comes with a reason; a caller must not use such a homography (``psfusion-calibrate --auto``
 exits 1 and writes nothing).
@@ -36,7 +37,7 @@ import numpy as np
 
 from psfusion_ros.errors import FrameError
 from psfusion_ros.pipeline.registration_features import orientation_field, resized, structure, unit_gray
-from psfusion_ros.pipeline.registration_refine import Refinement, correlation_at, refine_level
+from psfusion_ros.pipeline.registration_refine import Refinement, correlation_at, refine_level, refine_quadrants
 from psfusion_ros.pipeline.registration_search import SearchRange, search
 
 #: Candidates of the global search that are verified by a short refinement (then decided at 1/2 resolution).
@@ -219,7 +220,7 @@ def estimate_registration(thermal_frames: np.ndarray | Sequence[np.ndarray],
     if initial is not None:
         margin = 1.0  # no search, no rival: a local refinement says nothing about ambiguity
 
-    final = refine_level(ts, rs, half.homography, 1.0, "homography")
+    final = refine_quadrants(ts, rs, refine_level(ts, rs, half.homography, 1.0, "homography"), 1.0)
     # the correlation the confidence ramps on is taken at 1/4; a local refinement scores where it ended
     correlation = best.correlation if initial is None else correlation_at(ts, rs, final.homography, verify_level)
     scale = float(np.sqrt(abs(np.linalg.det(np.linalg.inv(r_scale)[:2, :2]))))  # working → full RGB pixels

@@ -17,10 +17,10 @@ from psfusion_ros.pipeline.auto_registration import CONFIDENT, displacement_px, 
 if TYPE_CHECKING:  # registration.py imports torch; the worker process must not
     from psfusion_ros.pipeline.registration import Registration
 
-#: Long side (px) of the frames a check works on (0.24-0.28 s of one core per check). Checks from the estimator's
-#: own result on the 15 recorded shared pairs, and from it moved 8 px: at 256 px 1 of 15 came back within 2 px, at
-#: 384 10 of 15 (512: 12, 0.38 s; 640: 13, 0.74 s), and 1 of 15 reported a confident residual over 5 px from the
-#: right calibration (README: Calibrating a rig).
+#: Long side (px) of the frames a check works on (0.35 s of one core per check with the quadrant step, 0.24-0.28 s
+#: before it). Checks from the estimator's own result on the 15 recorded shared pairs, and from it moved 8 px: at
+#: 256 px 1 of 15 came back within 2 px, at 384 10 of 15 (512: 12, 0.38 s; 640: 13, 0.74 s), 11 with the quadrant
+#: step; no confident residual over 5 px from the right calibration (README: Calibrating a rig).
 CHECK_SIDE = 384
 
 

@@ -7,28 +7,18 @@ The right calibration is the estimator's own result on the pair (what ``psfusion
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
-from helpers import SHARED_PAIRS
-from psfusion_ros.io.image_files import read_image
+from helpers import SHARED_PAIRS, recorded_pair
 from psfusion_ros.pipeline.auto_registration import displacement_px, estimate_registration
 from psfusion_ros.pipeline.registration_check import measure
-
-
-def _recorded(pair: str) -> tuple[np.ndarray, np.ndarray]:
-    dataset, name = pair.split("/")
-    ir = read_image(SHARED_PAIRS / dataset / "ir" / name, "L")
-    vi = read_image(SHARED_PAIRS / dataset / "vi" / name, "RGB")
-    return (cv2.resize(ir, (640, 480), interpolation=cv2.INTER_AREA),
-            cv2.resize(vi, (640, 480), interpolation=cv2.INTER_AREA))
 
 
 @pytest.mark.skipif(not SHARED_PAIRS.is_dir(), reason="../shared sample pairs not present")
 @pytest.mark.parametrize("pair", ["tno/04.png", "tno/05.png", "roadscene/FLIR_05955.jpg"])
 def test_a_right_calibration_stays_put_and_a_bumped_one_is_measured(pair: str) -> None:
-    ir, vi = _recorded(pair)
+    ir, vi = recorded_pair(pair)
     own = estimate_registration(ir, vi)
     right = measure(own.homography, ir, vi)
     assert right.residual_px < 3.0, f"{pair}: a right calibration reported {right.residual_px:.1f} px off"
