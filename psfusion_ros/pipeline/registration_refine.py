@@ -253,7 +253,9 @@ def _best_shift(reference: np.ndarray, moving: np.ndarray, mask: np.ndarray, rad
     window = np.ix_(rows, cols)
     numerator, ref_energy, mov_energy, overlap = (a[window] for a in (numerator, ref_energy, mov_energy, overlap))
     usable = overlap > QUADRANT_MIN_OVERLAP * overlap[radius, radius]  # a shift must keep most of the quadrant
-    score = np.where(usable, numerator / np.sqrt(ref_energy * mov_energy + 1e-12), -np.inf)
+    score = np.where(usable, numerator / np.sqrt(np.maximum(ref_energy * mov_energy, 0.0) + 1e-12), -np.inf)
+    if not score.max() > score[radius, radius]:  # ties (a quadrant without structure) stay where they are
+        return np.zeros(2)
     dy, dx = np.unravel_index(int(np.argmax(score)), score.shape)
     return np.array([dx - radius, dy - radius], np.float64)
 

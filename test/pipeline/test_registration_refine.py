@@ -64,3 +64,9 @@ def test_a_quadrant_step_ends_at_the_truth_and_never_scores_below_its_start() ->
     assert result.correlation >= stuck.correlation
     assert displacement_px(np.eye(3), result.homography, SIZE, SIZE) < 0.5  # a step that goes wrong keeps the start
     # (2.85 px off); where ECC alone stopped on real infrared: test_auto_registration's stuck rig cases
+
+
+def test_a_quadrant_without_structure_does_not_move() -> None:
+    flat = np.zeros((2, *SIZE), np.float32)
+    mask = np.ones(SIZE, bool)
+    assert tuple(registration_refine._best_shift(flat, flat, mask, 16)) == (0, 0)
