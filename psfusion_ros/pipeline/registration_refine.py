@@ -241,14 +241,15 @@ def _best_shift(reference: np.ndarray, moving: np.ndarray, mask: np.ndarray, rad
     def spectrum(image: np.ndarray) -> np.ndarray:
         return np.fft.rfft2(image, size)
 
-    def correlate(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # Σ_x a(x) b(x - t) for every t
-        return np.fft.irfft2(spectrum(a) * np.conj(spectrum(b)), size)
+    def correlate(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # Σ_x a(x) b(x - t) for every t, from spectra
+        return np.fft.irfft2(a * np.conj(b), size)
 
     m = mask.astype(np.float64)
-    numerator = correlate(reference * m, moving * m).sum(axis=0)
-    ref_energy = correlate((reference ** 2).sum(axis=0) * m, m)
-    mov_energy = correlate(m, (moving ** 2).sum(axis=0) * m)
-    overlap = correlate(m, m)
+    mask_spectrum = spectrum(m)  # three of the four correlations need it
+    numerator = correlate(spectrum(reference * m), spectrum(moving * m)).sum(axis=0)
+    ref_energy = correlate(spectrum((reference ** 2).sum(axis=0) * m), mask_spectrum)
+    mov_energy = correlate(mask_spectrum, spectrum((moving ** 2).sum(axis=0) * m))
+    overlap = correlate(mask_spectrum, mask_spectrum)
     rows, cols = np.arange(-radius, radius + 1) % size[0], np.arange(-radius, radius + 1) % size[1]
     window = np.ix_(rows, cols)
     numerator, ref_energy, mov_energy, overlap = (a[window] for a in (numerator, ref_energy, mov_energy, overlap))
